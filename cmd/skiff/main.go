@@ -45,9 +45,13 @@ Roles (one binary, many roles):
   skiff kubectl ...    the real kubectl, pointed at the local cluster
   skiff version        version of Skiff and of the Kubernetes API it serves
 
+  skiff controller-manager, skiff scheduler
+                       each control loop component alone, for split
+                       deployments (they reach the API server through
+                       --kubeconfig)
+
 Planned roles, not available in this build: agent (a worker node joining with
---server and --token); apiserver, controller-manager, scheduler, kubelet and
-proxy alone for split deployments; sim (simulated nodes); bench.
+--server and --token); apiserver, kubelet and proxy alone.
 
 Quick start (as root):
   skiff server &                 # data in /var/lib/skiff
@@ -70,6 +74,8 @@ func newRootCommand(d deps) *cobra.Command {
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.AddCommand(
 		newServerCommand(d),
+		newControllerManagerCommand(d),
+		newSchedulerCommand(d),
 		newKubectlCommand(d),
 		newVersionCommand(d),
 	)

@@ -19,6 +19,7 @@ import (
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
@@ -83,6 +84,9 @@ type Options struct {
 type controllerContext struct {
 	// Client is the shared clientset. Immutable.
 	Client kubernetes.Interface
+	// Metadata is a metadata-only client (garbage collector, namespace
+	// deletion). Immutable.
+	Metadata metadata.Interface
 	// Informers is the shared informer factory; init functions request the
 	// informers they need before Run starts the factory. Immutable.
 	Informers informers.SharedInformerFactory
@@ -157,8 +161,12 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("controller manager: building client: %w", err)
 	}
 
+	metaClient, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("controller manager: building metadata client: %w", err)
+	}
 	if !opts.LeaderElect {
-		return runControllers(ctx, client, opts, enabled)
+		return runControllers(ctx, client, metaClient, opts, enabled)
 	}
 
 	// Lease renewals get their own client so a burst of controller writes
@@ -194,7 +202,7 @@ func Run(ctx context.Context, opts Options) error {
 				started = true
 				mu.Unlock()
 				defer close(done)
-				err := runControllers(leadCtx, client, opts, enabled)
+				err := runControllers(leadCtx, client, metaClient, opts, enabled)
 				mu.Lock()
 				runErr = err
 				mu.Unlock()
@@ -229,7 +237,7 @@ func Run(ctx context.Context, opts Options) error {
 
 // runControllers runs one term: informers, broadcaster and controllers,
 // until ctx is done or a controller fails.
-func runControllers(ctx context.Context, client kubernetes.Interface, opts Options, enabled []string) error {
+func runControllers(ctx context.Context, client kubernetes.Interface, metaClient metadata.Interface, opts Options, enabled []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	logger := klog.FromContext(ctx)
@@ -243,6 +251,7 @@ func runControllers(ctx context.Context, client kubernetes.Interface, opts Optio
 	var wg sync.WaitGroup
 	cc := &controllerContext{
 		Client:      client,
+		Metadata:    metaClient,
 		Informers:   factory,
 		Options:     opts,
 		Clock:       opts.Clock,

@@ -4,7 +4,12 @@ import (
 	"context"
 
 	"github.com/skiff-project/skiff/pkg/controller/deployment"
+	"github.com/skiff-project/skiff/pkg/controller/garbagecollector"
+	"github.com/skiff-project/skiff/pkg/controller/namespace"
+	"github.com/skiff-project/skiff/pkg/controller/nodeipam"
+	"github.com/skiff-project/skiff/pkg/controller/nodelifecycle"
 	"github.com/skiff-project/skiff/pkg/controller/replicaset"
+	"github.com/skiff-project/skiff/pkg/controller/serviceaccount"
 )
 
 // Workers per controller, as upstream's --concurrent-*-syncs defaults.
@@ -18,7 +23,63 @@ func registry() map[string]initFunc {
 		"deployment":            startDeployment,
 		"replicaset":            startReplicaSet,
 		"replicationcontroller": startReplicationController,
+		"garbagecollector":      startGarbageCollector,
+		"namespace":             startNamespace,
+		"serviceaccount":        startServiceAccount,
+		"nodelifecycle":         startNodeLifecycle,
+		"nodeipam":              startNodeIPAM,
 	}
+}
+
+func startGarbageCollector(_ context.Context, cc *controllerContext) error {
+	c, err := garbagecollector.New(cc.Client, cc.Metadata, cc.Recorder(garbagecollector.Name), garbagecollector.Options{})
+	if err != nil {
+		return err
+	}
+	cc.Go("garbagecollector", func(ctx context.Context) error { c.Run(ctx, 20); return nil })
+	return nil
+}
+
+func startNamespace(_ context.Context, cc *controllerContext) error {
+	c, err := namespace.New(cc.Client, cc.Metadata, cc.Informers, namespace.Options{Clock: cc.Clock})
+	if err != nil {
+		return err
+	}
+	cc.Go("namespace", func(ctx context.Context) error { c.Run(ctx, 5); return nil })
+	return nil
+}
+
+func startServiceAccount(_ context.Context, cc *controllerContext) error {
+	c, err := serviceaccount.New(cc.Client, cc.Informers)
+	if err != nil {
+		return err
+	}
+	cc.Go("serviceaccount", func(ctx context.Context) error { c.Run(ctx, 2); return nil })
+	return nil
+}
+
+func startNodeLifecycle(_ context.Context, cc *controllerContext) error {
+	o := cc.Options
+	c, err := nodelifecycle.New(cc.Client, cc.Informers, cc.Recorder(nodelifecycle.EventSource), nodelifecycle.Options{
+		NodeMonitorGracePeriod:              o.NodeMonitorGracePeriod,
+		DefaultNotReadyTolerationSeconds:    o.DefaultNotReadyTolerationSeconds,
+		DefaultUnreachableTolerationSeconds: o.DefaultUnreachableTolerationSeconds,
+		Clock:                               cc.Clock,
+	})
+	if err != nil {
+		return err
+	}
+	cc.Go("nodelifecycle", func(ctx context.Context) error { c.Run(ctx, defaultWorkers); return nil })
+	return nil
+}
+
+func startNodeIPAM(_ context.Context, cc *controllerContext) error {
+	c, err := nodeipam.New(cc.Client, cc.Informers, cc.Recorder(nodeipam.EventSource), nodeipam.Options{ClusterCIDR: cc.Options.ClusterCIDR})
+	if err != nil {
+		return err
+	}
+	cc.Go("nodeipam", func(ctx context.Context) error { c.Run(ctx, 1); return nil })
+	return nil
 }
 
 func startDeployment(_ context.Context, cc *controllerContext) error {

@@ -12,6 +12,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -58,6 +59,13 @@ func (s *Strategy) PrepareForCreate(obj runtime.Object) {
 	case *corev1.Pod:
 		o.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&o.Spec)}
 		return
+	case *corev1.Secret:
+		mergeStringData(o)
+		return
+	case *batchv1.Job:
+		generateJobSelector(o)
+		o.Status = batchv1.JobStatus{}
+		return
 	case *corev1.Namespace:
 		o.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
 		if !hasString(o.Spec.Finalizers, corev1.FinalizerKubernetes) {
@@ -96,10 +104,78 @@ func (s *Strategy) PrepareForUpdate(obj, old runtime.Object) {
 			copyField(obj, old, "Status")
 		}
 	}
-	if u, ok := obj.(*unstructured.Unstructured); ok && u.GetKind() == "CustomResourceDefinition" {
-		prepareCRD(u)
+	switch o := obj.(type) {
+	case *unstructured.Unstructured:
+		if o.GetKind() == "CustomResourceDefinition" {
+			prepareCRD(o)
+		}
+	case *corev1.Secret:
+		mergeStringData(o)
+	case *corev1.Service:
+		if oldSvc, ok := old.(*corev1.Service); ok {
+			keepAllocations(o, oldSvc)
+		}
 	}
 	s.bumpGeneration(obj, old)
+}
+
+// mergeStringData folds the write-only stringData into data, as upstream.
+func mergeStringData(secret *corev1.Secret) {
+	if len(secret.StringData) == 0 {
+		return
+	}
+	if secret.Data == nil {
+		secret.Data = map[string][]byte{}
+	}
+	for k, v := range secret.StringData {
+		secret.Data[k] = []byte(v)
+	}
+	secret.StringData = nil
+}
+
+// generateJobSelector gives a Job without a manual selector the
+// controller-uid selector and template labels upstream generates.
+func generateJobSelector(job *batchv1.Job) {
+	if job.Spec.ManualSelector != nil && *job.Spec.ManualSelector {
+		return
+	}
+	uid := string(job.UID)
+	if job.Spec.Template.Labels == nil {
+		job.Spec.Template.Labels = map[string]string{}
+	}
+	job.Spec.Template.Labels["batch.kubernetes.io/controller-uid"] = uid
+	job.Spec.Template.Labels["batch.kubernetes.io/job-name"] = job.Name
+	job.Spec.Template.Labels["controller-uid"] = uid
+	job.Spec.Template.Labels["job-name"] = job.Name
+	if job.Spec.Selector == nil {
+		job.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"batch.kubernetes.io/controller-uid": uid}}
+	}
+}
+
+// keepAllocations carries a Service's allocated ClusterIPs and node ports
+// over an update that left them empty (kubectl apply of a manifest without
+// them), as upstream does.
+func keepAllocations(svc, old *corev1.Service) {
+	if svc.Spec.ClusterIP == "" && len(svc.Spec.ClusterIPs) == 0 && svc.Spec.Type == old.Spec.Type {
+		svc.Spec.ClusterIP = old.Spec.ClusterIP
+		svc.Spec.ClusterIPs = old.Spec.ClusterIPs
+	}
+	if len(svc.Spec.IPFamilies) == 0 {
+		svc.Spec.IPFamilies = old.Spec.IPFamilies
+	}
+	if svc.Spec.IPFamilyPolicy == nil {
+		svc.Spec.IPFamilyPolicy = old.Spec.IPFamilyPolicy
+	}
+	for i := range svc.Spec.Ports {
+		if svc.Spec.Ports[i].NodePort != 0 {
+			continue
+		}
+		for _, op := range old.Spec.Ports {
+			if op.Port == svc.Spec.Ports[i].Port && op.Protocol == svc.Spec.Ports[i].Protocol {
+				svc.Spec.Ports[i].NodePort = op.NodePort
+			}
+		}
+	}
 }
 
 // PrepareForInternalUpdate prepares a change the API server constructs
@@ -116,8 +192,9 @@ func (s *Strategy) PrepareForStatusUpdate(obj, old runtime.Object) {
 	na, err1 := meta.Accessor(obj)
 	oa, err2 := meta.Accessor(old)
 	if err1 == nil && err2 == nil {
+		// Status writers may annotate (the deployment controller records
+		// revisions there) but not relabel, as upstream's status strategies.
 		na.SetLabels(oa.GetLabels())
-		na.SetAnnotations(oa.GetAnnotations())
 		na.SetFinalizers(oa.GetFinalizers())
 		na.SetOwnerReferences(oa.GetOwnerReferences())
 		na.SetDeletionTimestamp(oa.GetDeletionTimestamp())

@@ -357,9 +357,11 @@ func TestInformerAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	// Shutdown waits for the informers, which stop when ctx is cancelled:
+	// cancel must run first (defers run last-in first-out).
+	defer factory.Shutdown()
 	defer cancel()
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		t.Fatal("informer did not sync")
 	}

@@ -348,6 +348,6 @@ func stuckSince(d *appsv1.Deployment, since time.Time) *appsv1.Deployment {
 	d.Status.ObservedGeneration = d.Generation
 	ts := metav1.NewTime(since)
 	d.Status.Conditions[0] = appsv1.DeploymentCondition{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue,
-		Reason: ReasonReplicaSetUpdated, Message: "x", LastUpdateTime: ts, LastTransitionTime: ts}
+		Reason: ReasonReplicaSetUpdated, Message: "ReplicaSet is progressing.", LastUpdateTime: ts, LastTransitionTime: ts}
 	return d
 }

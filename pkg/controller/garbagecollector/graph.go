@@ -76,8 +76,8 @@ type restMap struct {
 	deletable  []schema.GroupVersionResource // watched resources, sorted
 }
 
-// ignoredResources are never watched: they are numerous, short-lived and
-// never carry owner references the collector should act on.
+// ignored reports whether gvr is never watched: events are numerous,
+// short-lived and never carry owner references the collector acts on.
 func ignored(gvr schema.GroupVersionResource) bool {
 	return gvr.Resource == "events" && (gvr.Group == "" || gvr.Group == "events.k8s.io")
 }

@@ -1,0 +1,207 @@
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+)
+
+// maxSyncRetries bounds the rate-limited retries of a failing pod sync; the
+// periodic resync picks the pod up again afterwards.
+const maxSyncRetries = 15
+
+// processNext syncs one pod key from the queue and returns false once the
+// queue is shut down. The queue never hands the same key to two workers at
+// once, which is what serialises all runtime calls for one pod.
+func (k *Kubelet) processNext(ctx context.Context) bool {
+	key, shutdown := k.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer k.queue.Done(key)
+	err := k.syncPod(ctx, key)
+	switch {
+	case err == nil:
+		k.queue.Forget(key)
+	case k.queue.NumRequeues(key) < maxSyncRetries:
+		klog.FromContext(ctx).V(2).Info("pod sync failed, retrying", "pod", key, "err", err)
+		k.queue.AddRateLimited(key)
+	default:
+		klog.FromContext(ctx).Error(err, "pod sync failed too often, waiting for the next resync", "pod", key)
+		k.queue.Forget(key)
+	}
+	return true
+}
+
+// syncPod reconciles the runtime and the API status of the pod with key
+// "namespace/name": it runs a live pod, kills a deleted or terminal one,
+// finishes the deletion of a terminating one, and writes the pod status
+// only when it changed, so a converged pod costs no API writes.
+func (k *Kubelet) syncPod(ctx context.Context, key string) error {
+	pod, exists := k.pods.get(key)
+	if exists && pod.Spec.NodeName != k.cfg.NodeName {
+		exists = false
+	}
+	k.mu.Lock()
+	knownUID, known := k.known[key]
+	k.mu.Unlock()
+	if known && (!exists || pod.UID != knownUID) {
+		// The runtime runs a pod this key no longer names: deleted
+		// from the API without us (force deletion), or re-created under
+		// the same name with a new UID.
+		if err := k.killOrphan(ctx, key, knownUID); err != nil {
+			return err
+		}
+	}
+	switch {
+	case !exists:
+		return nil
+	case pod.DeletionTimestamp != nil:
+		return k.terminatePod(ctx, key, pod)
+	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
+		// A terminal pod never runs again; release what the runtime
+		// still holds for it (its sandbox and IP).
+		if pod.UID != knownUID {
+			return nil
+		}
+		if err := k.cfg.Runtime.KillPod(ctx, pod, 0); err != nil {
+			return fmt.Errorf("cleaning up terminal pod %s: %w", key, err)
+		}
+		k.forget(key, pod.UID)
+		return nil
+	}
+
+	k.mu.Lock()
+	k.known[key] = pod.UID
+	k.mu.Unlock()
+	rs, syncErr := k.cfg.Runtime.SyncPod(ctx, pod)
+	for _, e := range rs.Events {
+		k.recordPodEvent(pod, e)
+	}
+	status := generatePodStatus(pod, rs, k.hostIPs, k.cfg.Clock.Now())
+	if !podStatusEqual(&pod.Status, &status) {
+		updated := pod.DeepCopy()
+		updated.Status = status
+		// The cached pod's resourceVersion makes the write conditional:
+		// a conflict means the cache is behind, and the watch event
+		// that brings it up to date queues this pod again.
+		_, err := k.cfg.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+		switch {
+		case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+		case err != nil:
+			return fmt.Errorf("updating status of pod %s: %w", key, err)
+		}
+	}
+	if syncErr != nil {
+		return fmt.Errorf("syncing pod %s: %w", key, syncErr)
+	}
+	if rs.NextSyncAfter > 0 {
+		k.queue.AddAfter(key, rs.NextSyncAfter)
+	}
+	return nil
+}
+
+// terminatePod kills a pod that has a deletionTimestamp within its grace
+// period, then removes the object with grace period 0 and a UID
+// precondition (upstream's final delete), so a pod re-created under the
+// same name is never deleted by mistake.
+func (k *Kubelet) terminatePod(ctx context.Context, key string, pod *corev1.Pod) error {
+	grace := DefaultTerminationGracePeriod
+	switch {
+	case pod.DeletionGracePeriodSeconds != nil:
+		grace = time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
+	case pod.Spec.TerminationGracePeriodSeconds != nil:
+		grace = time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+	}
+	k.mu.Lock()
+	_, running := k.known[key]
+	k.mu.Unlock()
+	if running {
+		for _, c := range pod.Spec.Containers {
+			k.recordPodEvent(pod, Event{Type: corev1.EventTypeNormal, Reason: "Killing",
+				Message: "Stopping container " + c.Name, FieldPath: ContainerFieldPath(false, c.Name)})
+		}
+	}
+	if err := k.cfg.Runtime.KillPod(ctx, pod, grace); err != nil {
+		return fmt.Errorf("killing pod %s: %w", key, err)
+	}
+	k.forget(key, pod.UID)
+	uid := pod.UID
+	err := k.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: new(int64(0)),
+		Preconditions:      &metav1.Preconditions{UID: &uid},
+	})
+	// NotFound: already gone. Conflict: the name now belongs to a new
+	// pod, which is not ours to delete.
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("deleting pod %s: %w", key, err)
+	}
+	return nil
+}
+
+// killOrphan kills the runtime pod with uid that was known under key.
+func (k *Kubelet) killOrphan(ctx context.Context, key string, uid types.UID) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return fmt.Errorf("splitting pod key %q: %w", key, err)
+	}
+	orphan := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid}}
+	if err := k.cfg.Runtime.KillPod(ctx, orphan, 0); err != nil {
+		return fmt.Errorf("killing orphaned pod %s (uid %s): %w", key, uid, err)
+	}
+	k.forget(key, uid)
+	return nil
+}
+
+// forget drops key from the known pods if it still maps to uid.
+func (k *Kubelet) forget(key string, uid types.UID) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.known[key] == uid {
+		delete(k.known, key)
+	}
+}
+
+// adoptRuntimePods is called once at start, after the pod cache synced: it
+// adopts the runtime's pods that are still bound here and kills those
+// deleted while the kubelet was down.
+func (k *Kubelet) adoptRuntimePods(ctx context.Context) error {
+	running, err := k.cfg.Runtime.ListPods(ctx)
+	if err != nil {
+		return fmt.Errorf("listing runtime pods: %w", err)
+	}
+	for _, rp := range running {
+		key := rp.Namespace + "/" + rp.Name
+		if pod, ok := k.pods.get(key); ok && pod.UID == rp.UID && pod.Spec.NodeName == k.cfg.NodeName {
+			k.mu.Lock()
+			k.known[key] = rp.UID
+			k.mu.Unlock()
+			continue
+		}
+		if err := k.killOrphan(ctx, key, rp.UID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordPodEvent records e against pod with source "kubelet".
+func (k *Kubelet) recordPodEvent(pod *corev1.Pod, e Event) {
+	ref := &corev1.ObjectReference{
+		Kind:            "Pod",
+		APIVersion:      "v1",
+		Namespace:       pod.Namespace,
+		Name:            pod.Name,
+		UID:             pod.UID,
+		ResourceVersion: pod.ResourceVersion,
+		FieldPath:       e.FieldPath,
+	}
+	k.recorder.Event(ref, e.Type, e.Reason, e.Message)
+}
