@@ -25,8 +25,8 @@ type admissionChain struct {
 func newAdmissionChain(s *Server) *admissionChain { return &admissionChain{s: s} }
 
 var (
-	coreNamespaces      = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
-	coreLimitRanges     = schema.GroupVersionResource{Version: "v1", Resource: "limitranges"}
+	coreNamespaces       = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	coreLimitRanges      = schema.GroupVersionResource{Version: "v1", Resource: "limitranges"}
 	schedPriorityClasses = schema.GroupVersionResource{Group: "scheduling.k8s.io", Version: "v1", Resource: "priorityclasses"}
 )
 

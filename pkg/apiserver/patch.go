@@ -185,4 +185,3 @@ func (s *Server) applyPatch(ep *endpoint, sub string, live runtime.Object, patch
 	out.GetObjectKind().SetGroupVersionKind(gvk)
 	return out, nil
 }
-

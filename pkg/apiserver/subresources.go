@@ -418,4 +418,3 @@ func mediaTypeOnly(ct string) string {
 	}
 	return ct
 }
-
