@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiff-project/skiff/pkg/cluster"
+	"github.com/skiff-project/skiff/pkg/sim"
 )
 
 // deps are the process-level inputs of the command tree, injected so that
@@ -49,6 +50,8 @@ Roles (one binary, many roles):
                        each control loop component alone, for split
                        deployments (they reach the API server through
                        --kubeconfig)
+  skiff sim --nodes N  N simulated nodes (the real kubelet code with a
+                       simulated runtime) for scale tests
 
 Planned roles, not available in this build: agent (a worker node joining with
 --server and --token); apiserver, kubelet and proxy alone.
@@ -76,6 +79,7 @@ func newRootCommand(d deps) *cobra.Command {
 		newServerCommand(d),
 		newControllerManagerCommand(d),
 		newSchedulerCommand(d),
+		sim.NewCommand(),
 		newKubectlCommand(d),
 		newVersionCommand(d),
 	)

@@ -27,7 +27,11 @@ const (
 	opWatch  = "watch"
 )
 
-var allAPIOps = []string{opCreate, opGet, opUpdate, opList1, opListN, opWatch}
+// apiOps returns every operation of `skiff bench api`, in the order it runs
+// them.
+func apiOps() []string {
+	return []string{opCreate, opGet, opUpdate, opList1, opListN, opWatch}
+}
 
 // The load modes of a request phase.
 const (
@@ -67,8 +71,8 @@ func (o *apiOptions) validate() error {
 		errs = append(errs, fmt.Errorf("--rate must be positive"))
 	}
 	for _, op := range o.ops {
-		if !slices.Contains(allAPIOps, op) {
-			errs = append(errs, fmt.Errorf("--ops: unknown operation %q (want some of %s)", op, strings.Join(allAPIOps, ",")))
+		if !slices.Contains(apiOps(), op) {
+			errs = append(errs, fmt.Errorf("--ops: unknown operation %q (want some of %s)", op, strings.Join(apiOps(), ",")))
 		}
 	}
 	if o.listSize < 1 || o.poolSize < 1 {
@@ -121,7 +125,7 @@ Get and update spread over --pool-size objects; updates are unconditional
 	fs.Float64Var(&o.rate, "rate", 200, "Request rate of the fixed-rate phases, requests/s.")
 	fs.IntVar(&o.concurrency, "concurrency", 16, "Workers of the max phases; the most requests in flight in the fixed-rate phases.")
 	fs.StringSliceVar(&o.modes, "modes", []string{modeFixed, modeMax}, "Load modes to run for each operation: fixed, max.")
-	fs.StringSliceVar(&o.ops, "ops", allAPIOps, "Operations to measure: "+strings.Join(allAPIOps, ", ")+".")
+	fs.StringSliceVar(&o.ops, "ops", apiOps(), "Operations to measure: "+strings.Join(apiOps(), ", ")+".")
 	fs.IntVar(&o.listSize, "list-size", 100, "Objects in the namespace that list-n lists.")
 	fs.IntVar(&o.poolSize, "pool-size", 100, "Objects that get and update spread over.")
 	fs.StringVar(&o.listRV, "list-resource-version", "", `resourceVersion of the lists: "" reads the latest state (as kubectl does), "0" allows the watch cache.`)
@@ -235,7 +239,7 @@ func runAPI(ctx context.Context, cfg *rest.Config, o *apiOptions, progress io.Wr
 		ListRV:          o.listRV,
 		ObjectSizeBytes: objectSize(newConfigMap(f.crud, "pool-0", 0)),
 	}
-	for _, op := range allAPIOps {
+	for _, op := range apiOps() {
 		if !slices.Contains(o.ops, op) || op == opWatch {
 			continue
 		}

@@ -27,7 +27,7 @@ func TestRunAPIAgainstRealServer(t *testing.T) {
 		rate:        50,
 		concurrency: 4,
 		modes:       []string{modeFixed, modeMax},
-		ops:         allAPIOps,
+		ops:         apiOps(),
 		listSize:    5,
 		poolSize:    3,
 		watchers:    3,
@@ -95,7 +95,7 @@ func TestRunAPIAgainstRealServer(t *testing.T) {
 
 func TestAPIOptionsValidate(t *testing.T) {
 	good := func() *apiOptions {
-		return &apiOptions{duration: time.Second, rate: 1, concurrency: 1, modes: []string{modeFixed}, ops: allAPIOps, listSize: 1, poolSize: 1, watchers: 1, watchRate: 1}
+		return &apiOptions{duration: time.Second, rate: 1, concurrency: 1, modes: []string{modeFixed}, ops: apiOps(), listSize: 1, poolSize: 1, watchers: 1, watchRate: 1}
 	}
 	if err := good().validate(); err != nil {
 		t.Fatalf("valid options rejected: %v", err)

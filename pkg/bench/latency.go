@@ -22,13 +22,6 @@ func (l *Latencies) Record(d time.Duration) {
 	l.mu.Unlock()
 }
 
-// Len returns the number of samples recorded so far.
-func (l *Latencies) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.samples)
-}
-
 // Summary returns the distribution of the samples recorded so far; all
 // fields are zero when there are none. It does not reset l.
 func (l *Latencies) Summary() Summary {

@@ -17,7 +17,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/version"
-	"k8s.io/klog/v2"
 
 	"github.com/skiff-project/skiff/pkg/apiserver"
 	"github.com/skiff-project/skiff/pkg/storage"
@@ -55,6 +54,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		return err
 	}
 	start := time.Now()
+	ConfigureLogging(cfg.LogLevel)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w (run as root or pick a writable --data-dir)", cfg.DataDir, err)
 	}
@@ -63,7 +63,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		return fmt.Errorf("prepare certificates in %s: %w", cfg.DataDir, err)
 	}
 	if len(pki.Generated) > 0 {
-		klog.InfoS("Created cluster certificates", "dir", pki.Dir, "files", len(pki.Generated))
+		fmt.Fprintf(os.Stderr, "Created the cluster CA and certificates in %s\n", pki.Dir)
 	}
 
 	client, closeEtcd, err := connectEtcd(ctx, cfg)
@@ -127,7 +127,8 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		_ = httpServer.Close()
 		return fmt.Errorf("write %s: %w", kubeconfig, err)
 	}
-	klog.InfoS("Skiff API server is ready", "url", cfg.LocalURL(), "kubeconfig", kubeconfig, "startup", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "Skiff is ready at %s after %v. Use it with:\n  skiff kubectl get nodes\n  export KUBECONFIG=%s\n",
+		cfg.LocalURL(), time.Since(start).Round(time.Millisecond), kubeconfig)
 
 	components := startComponents(srvCtx, cfg, pki)
 
@@ -140,7 +141,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 			return fmt.Errorf("serve API: %w", err)
 		}
 	}
-	klog.InfoS("Shutting down")
+	fmt.Fprintln(os.Stderr, "Shutting down")
 	stopSrv()
 	components.wait()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)

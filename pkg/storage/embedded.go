@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // maxUnixSocketPath leaves room under the kernel's 108-byte sun_path limit.
@@ -74,11 +75,12 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("start embedded etcd: %w", err)
 	}
-	logger, level := cfg.Logger, zap.NewAtomicLevelAt(zap.WarnLevel)
+	logger, level := cfg.Logger, zap.NewAtomicLevelAt(zap.ErrorLevel)
 	if logger == nil {
 		zc := zap.NewProductionConfig()
 		zc.Level = level
-		if logger, err = zc.Build(); err != nil {
+		zc.DisableStacktrace = true
+		if logger, err = zc.Build(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return benignFilter{c} })); err != nil {
 			return nil, fmt.Errorf("start embedded etcd: logger: %w", err)
 		}
 	}
@@ -189,3 +191,17 @@ func (e *Embedded) Close() error {
 	}
 	return nil
 }
+
+// benignFilter drops the one error etcd 3.7 logs on every fresh single
+// member ("failed to update storage version": the schema is detected a
+// moment later), so a healthy start prints nothing.
+type benignFilter struct{ zapcore.Core }
+
+func (f benignFilter) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if e.Message == "failed to update storage version" || e.Message == "Failed to detect schema version" {
+		return ce
+	}
+	return f.Core.Check(e, ce)
+}
+
+func (f benignFilter) With(fields []zapcore.Field) zapcore.Core { return benignFilter{f.Core.With(fields)} }

@@ -167,6 +167,10 @@ func (c *Controller) updatePod(oldObj, curObj interface{}) {
 	if !ok {
 		return
 	}
+	if old.DeletionTimestamp == nil && cur.DeletionTimestamp != nil {
+		// A graceful deletion is our delete taking effect.
+		c.expectations.deletionObserved(key)
+	}
 	c.loop.EnqueueKey(key)
 	if ds, err := c.dsLister.DaemonSets(cur.Namespace).Get(metav1.GetControllerOf(cur).Name); err == nil &&
 		ds.Spec.MinReadySeconds > 0 && !isReady(old) && isReady(cur) {
