@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/skiff-project/skiff/pkg/bench"
 	"github.com/skiff-project/skiff/pkg/cluster"
 	"github.com/skiff-project/skiff/pkg/sim"
 )
@@ -52,6 +53,7 @@ Roles (one binary, many roles):
                        --kubeconfig)
   skiff sim --nodes N  N simulated nodes (the real kubelet code with a
                        simulated runtime) for scale tests
+  skiff bench ...      benchmarks to run against a cluster (api, startup)
 
 Planned roles, not available in this build: agent (a worker node joining with
 --server and --token); apiserver, kubelet and proxy alone.
@@ -80,6 +82,7 @@ func newRootCommand(d deps) *cobra.Command {
 		newControllerManagerCommand(d),
 		newSchedulerCommand(d),
 		sim.NewCommand(),
+		bench.NewCommand(),
 		newKubectlCommand(d),
 		newVersionCommand(d),
 	)

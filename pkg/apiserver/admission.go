@@ -57,7 +57,7 @@ func (c *admissionChain) admit(ctx context.Context, ep *endpoint, op string, obj
 	if pod.Spec.DeprecatedServiceAccount == "" {
 		pod.Spec.DeprecatedServiceAccount = pod.Spec.ServiceAccountName
 	}
-	defaultTolerationSeconds(pod)
+	defaultTolerationSeconds(pod, secondsOr(c.s.cfg.DefaultNotReadyTolerationSeconds), secondsOr(c.s.cfg.DefaultUnreachableTolerationSeconds))
 	return c.priority(ctx, pod)
 }
 
@@ -170,11 +170,21 @@ func applyContainerDefaults(c *corev1.Container, limit corev1.LimitRangeItem) {
 	}
 }
 
-// defaultTolerationSeconds adds the 300 s not-ready / unreachable
-// NoExecute tolerations every pod gets upstream.
-func defaultTolerationSeconds(pod *corev1.Pod) {
-	seconds := int64(300)
-	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
+func secondsOr(v *int64) int64 {
+	if v == nil {
+		return 300
+	}
+	return *v
+}
+
+// defaultTolerationSeconds adds the not-ready / unreachable NoExecute
+// tolerations every pod gets upstream (300 s unless configured).
+func defaultTolerationSeconds(pod *corev1.Pod, notReady, unreachable int64) {
+	for _, d := range []struct {
+		key     string
+		seconds int64
+	}{{corev1.TaintNodeNotReady, notReady}, {corev1.TaintNodeUnreachable, unreachable}} {
+		key, seconds := d.key, d.seconds
 		found := false
 		for _, t := range pod.Spec.Tolerations {
 			if (t.Key == key || t.Key == "") && (t.Effect == corev1.TaintEffectNoExecute || t.Effect == "") && t.Operator == corev1.TolerationOpExists {

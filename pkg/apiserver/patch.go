@@ -113,7 +113,7 @@ func (s *Server) patchObject(ep *endpoint, cur runtime.Object, pt types.PatchTyp
 		if len(p) > maxJSONPatchOperations {
 			return nil, nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("The allowed maximum operations in a JSON patch is %d, got %d", maxJSONPatchOperations, len(p)))
 		}
-		patched, err = p.Apply(original)
+		patched, err = guard(func() ([]byte, error) { return p.Apply(original) })
 		if err != nil {
 			return nil, nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", ep.groupResource(), "", err.Error(), 0, false)
 		}
@@ -121,7 +121,7 @@ func (s *Server) patchObject(ep *endpoint, cur runtime.Object, pt types.PatchTyp
 		if !json.Valid(patch) {
 			return nil, nil, apierrors.NewBadRequest("error decoding patch: invalid JSON")
 		}
-		patched, err = jsonpatch.MergePatch(original, patch)
+		patched, err = guard(func() ([]byte, error) { return jsonpatch.MergePatch(original, patch) })
 		if err != nil {
 			return nil, nil, apierrors.NewBadRequest(err.Error())
 		}
@@ -130,7 +130,7 @@ func (s *Server) patchObject(ep *endpoint, cur runtime.Object, pt types.PatchTyp
 		if err := json.Unmarshal(patch, &patchMap); err != nil {
 			return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding patch: %v", err))
 		}
-		patched, err = strategicpatch.StrategicMergePatch(original, patch, ep.res.New())
+		patched, err = guard(func() ([]byte, error) { return strategicpatch.StrategicMergePatch(original, patch, ep.res.New()) })
 		if err != nil {
 			if errors.Is(err, mergepatch.ErrBadJSONDoc) || errors.Is(err, mergepatch.ErrBadPatchFormatForPrimitiveList) ||
 				errors.Is(err, mergepatch.ErrBadPatchFormatForRetainKeys) || errors.Is(err, mergepatch.ErrBadPatchFormatForSetElementOrderList) {
@@ -184,4 +184,16 @@ func (s *Server) applyPatch(ep *endpoint, sub string, live runtime.Object, patch
 	}
 	out.GetObjectKind().SetGroupVersionKind(gvk)
 	return out, nil
+}
+
+// guard runs a patch library call and turns a panic into an error: the
+// libraries have panicked on malformed patches (a JSON patch "replace"
+// without a value), and bad input must get a 4xx, never a crash.
+func guard(apply func() ([]byte, error)) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("invalid patch: %v", r)
+		}
+	}()
+	return apply()
 }

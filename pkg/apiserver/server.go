@@ -51,6 +51,11 @@ type Config struct {
 	Version version.Info
 	// HealthChecks are added to /readyz and /livez besides ping and etcd.
 	HealthChecks []HealthCheck
+	// DefaultNotReadyTolerationSeconds and DefaultUnreachableTolerationSeconds
+	// are the tolerationSeconds the DefaultTolerationSeconds admission
+	// plugin gives pods for the not-ready / unreachable taints (default 300).
+	DefaultNotReadyTolerationSeconds    *int64
+	DefaultUnreachableTolerationSeconds *int64
 }
 
 // HealthCheck is one named /readyz check.

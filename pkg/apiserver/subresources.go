@@ -160,14 +160,14 @@ func (s *Server) desiredScale(r *http.Request, verb string, pt types.PatchType, 
 		}
 		switch pt {
 		case types.MergePatchType:
-			data, err = jsonpatch.MergePatch(original, body)
+			data, err = guard(func() ([]byte, error) { return jsonpatch.MergePatch(original, body) })
 		case types.StrategicMergePatchType:
-			data, err = strategicpatch.StrategicMergePatch(original, body, &autoscalingv1.Scale{})
+			data, err = guard(func() ([]byte, error) { return strategicpatch.StrategicMergePatch(original, body, &autoscalingv1.Scale{}) })
 		case types.JSONPatchType:
 			var p jsonpatch.Patch
 			p, err = jsonpatch.DecodePatch(body)
 			if err == nil {
-				data, err = p.Apply(original)
+				data, err = guard(func() ([]byte, error) { return p.Apply(original) })
 			}
 		case types.ApplyYAMLPatchType:
 			return nil, apierrors.NewBadRequest("server-side apply of the scale subresource is not supported; use a merge patch")

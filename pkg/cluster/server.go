@@ -99,6 +99,9 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		ExternalAddress:       advertise,
 		ServiceClusterIPRange: serviceRange,
 		Version:               VersionInfo(),
+
+		DefaultNotReadyTolerationSeconds:    &cfg.DefaultNotReadyTolerationSeconds,
+		DefaultUnreachableTolerationSeconds: &cfg.DefaultUnreachableTolerationSeconds,
 	})
 	if err != nil {
 		return fmt.Errorf("build API server: %w", err)

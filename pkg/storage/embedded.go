@@ -204,4 +204,6 @@ func (f benignFilter) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.
 	return f.Core.Check(e, ce)
 }
 
-func (f benignFilter) With(fields []zapcore.Field) zapcore.Core { return benignFilter{f.Core.With(fields)} }
+func (f benignFilter) With(fields []zapcore.Field) zapcore.Core {
+	return benignFilter{f.Core.With(fields)}
+}

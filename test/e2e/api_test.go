@@ -280,7 +280,7 @@ func TestBadInputGetsTheRightStatus(t *testing.T) {
 		t.Fatalf("invalid replicas: %q", stderr)
 	}
 	stderr = c.kubectlFail("", "create", "configmap", "Bad_Name")
-	if !strings.Contains(stderr, `The ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain`) {
+	if !strings.Contains(stderr, `ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain`) {
 		t.Fatalf("invalid name: %q", stderr)
 	}
 	c.kubectl("create", "configmap", "dup")
