@@ -3,13 +3,18 @@ package controllermanager
 import (
 	"context"
 
+	"github.com/skiff-project/skiff/pkg/controller/daemonset"
 	"github.com/skiff-project/skiff/pkg/controller/deployment"
+	"github.com/skiff-project/skiff/pkg/controller/disruption"
+	"github.com/skiff-project/skiff/pkg/controller/endpoints"
 	"github.com/skiff-project/skiff/pkg/controller/garbagecollector"
 	"github.com/skiff-project/skiff/pkg/controller/namespace"
 	"github.com/skiff-project/skiff/pkg/controller/nodeipam"
 	"github.com/skiff-project/skiff/pkg/controller/nodelifecycle"
 	"github.com/skiff-project/skiff/pkg/controller/replicaset"
+	"github.com/skiff-project/skiff/pkg/controller/resourcequota"
 	"github.com/skiff-project/skiff/pkg/controller/serviceaccount"
+	"github.com/skiff-project/skiff/pkg/controller/statefulset"
 )
 
 // Workers per controller, as upstream's --concurrent-*-syncs defaults.
@@ -28,7 +33,77 @@ func registry() map[string]initFunc {
 		"serviceaccount":        startServiceAccount,
 		"nodelifecycle":         startNodeLifecycle,
 		"nodeipam":              startNodeIPAM,
+		"daemonset":             startDaemonSet,
+		"statefulset":           startStatefulSet,
+		"endpoint":              startEndpoints,
+		"endpointslice":         startEndpointSlices,
+		"resourcequota":         startResourceQuota,
+		"disruption":            startDisruption,
 	}
+}
+
+func startDaemonSet(_ context.Context, cc *controllerContext) error {
+	inf := cc.Informers
+	c, err := daemonset.New(cc.Client, inf.Apps().V1().DaemonSets(), inf.Apps().V1().ControllerRevisions(), inf.Core().V1().Pods(),
+		inf.Core().V1().Nodes(), cc.Recorder(daemonset.EventSource), cc.Clock)
+	if err != nil {
+		return err
+	}
+	cc.Go("daemonset", func(ctx context.Context) error { return c.Run(ctx, 2) })
+	return nil
+}
+
+func startStatefulSet(_ context.Context, cc *controllerContext) error {
+	inf := cc.Informers
+	c, err := statefulset.New(cc.Client, inf.Apps().V1().StatefulSets(), inf.Core().V1().Pods(), inf.Core().V1().PersistentVolumeClaims(),
+		inf.Apps().V1().ControllerRevisions(), cc.Recorder(statefulset.EventSource), cc.Clock)
+	if err != nil {
+		return err
+	}
+	cc.Go("statefulset", func(ctx context.Context) error { return c.Run(ctx, 5) })
+	return nil
+}
+
+func startEndpoints(_ context.Context, cc *controllerContext) error {
+	inf := cc.Informers
+	c, err := endpoints.New(cc.Client, inf.Core().V1().Services(), inf.Core().V1().Pods(), inf.Core().V1().Endpoints(),
+		cc.Recorder(endpoints.EndpointsEventSource), cc.Clock)
+	if err != nil {
+		return err
+	}
+	cc.Go("endpoint", func(ctx context.Context) error { return c.Run(ctx, defaultWorkers) })
+	return nil
+}
+
+func startEndpointSlices(_ context.Context, cc *controllerContext) error {
+	inf := cc.Informers
+	c, err := endpoints.NewSliceController(cc.Client, inf.Core().V1().Services(), inf.Core().V1().Pods(), inf.Discovery().V1().EndpointSlices(),
+		cc.Recorder(endpoints.SliceEventSource), cc.Clock)
+	if err != nil {
+		return err
+	}
+	cc.Go("endpointslice", func(ctx context.Context) error { return c.Run(ctx, defaultWorkers) })
+	return nil
+}
+
+func startResourceQuota(_ context.Context, cc *controllerContext) error {
+	c, err := resourcequota.New(cc.Client, cc.Informers)
+	if err != nil {
+		return err
+	}
+	cc.Go("resourcequota", func(ctx context.Context) error { return c.Run(ctx, 2) })
+	return nil
+}
+
+func startDisruption(_ context.Context, cc *controllerContext) error {
+	inf := cc.Informers
+	c, err := disruption.New(cc.Client, inf.Policy().V1().PodDisruptionBudgets(), inf.Core().V1().Pods(), inf.Core().V1().ReplicationControllers(),
+		inf.Apps().V1().ReplicaSets(), inf.Apps().V1().Deployments(), inf.Apps().V1().StatefulSets(), cc.Recorder(disruption.EventSource), cc.Clock)
+	if err != nil {
+		return err
+	}
+	cc.Go("disruption", func(ctx context.Context) error { return c.Run(ctx, 2) })
+	return nil
 }
 
 func startGarbageCollector(_ context.Context, cc *controllerContext) error {
