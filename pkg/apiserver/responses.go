@@ -152,6 +152,14 @@ func storageError(err error, gr schema.GroupResource, name string) error {
 		return apierrors.NewConflict(gr, name, errors.New(conflictMessage))
 	case errors.Is(err, storage.ErrExpired):
 		return apierrors.NewResourceExpired(expiredMessage(err))
+	case errors.Is(err, storage.ErrTooLargeResourceVersion):
+		// Upstream's answer: a 504 with Retry-After 1 and the
+		// ResourceVersionTooLarge cause, which client-go retries.
+		st := apierrors.NewTimeoutError(fmt.Sprintf("Too large resource version: %v", err), 1)
+		st.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: metav1.CauseTypeResourceVersionTooLarge, Message: "Too large resource version"}}
+		return st
+	case errors.Is(err, storage.ErrInvalid):
+		return apierrors.NewBadRequest(err.Error())
 	}
 	var apiStatus apierrors.APIStatus
 	if errors.As(err, &apiStatus) {

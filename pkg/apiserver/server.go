@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -170,6 +171,12 @@ func (s *Server) buildHandler() http.Handler {
 	mux.HandleFunc("/version", s.serveVersion)
 	mux.HandleFunc("/version/", s.serveVersion)
 	mux.Handle("/metrics", s.metrics.handler())
+	// Profiling, like upstream's --profiling (on by default; authorized
+	// like any non-resource path, so only system:masters today).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/openapi/", s.openapi)
 	mux.HandleFunc("/api", s.serveAPIVersions)
 	mux.HandleFunc("/api/", s.serveAPI)

@@ -50,6 +50,7 @@ Each prints a table, or JSON with -o json.`,
 	cmd.AddCommand(
 		newAPICommand(g),
 		newStartupCommand(g),
+		newSchedulingCommand(g),
 	)
 	return cmd
 }

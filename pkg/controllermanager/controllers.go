@@ -3,18 +3,22 @@ package controllermanager
 import (
 	"context"
 
+	"github.com/skiff-project/skiff/pkg/controller/cronjob"
 	"github.com/skiff-project/skiff/pkg/controller/daemonset"
 	"github.com/skiff-project/skiff/pkg/controller/deployment"
 	"github.com/skiff-project/skiff/pkg/controller/disruption"
 	"github.com/skiff-project/skiff/pkg/controller/endpoints"
 	"github.com/skiff-project/skiff/pkg/controller/garbagecollector"
+	"github.com/skiff-project/skiff/pkg/controller/job"
 	"github.com/skiff-project/skiff/pkg/controller/namespace"
 	"github.com/skiff-project/skiff/pkg/controller/nodeipam"
 	"github.com/skiff-project/skiff/pkg/controller/nodelifecycle"
+	"github.com/skiff-project/skiff/pkg/controller/podautoscaler"
 	"github.com/skiff-project/skiff/pkg/controller/replicaset"
 	"github.com/skiff-project/skiff/pkg/controller/resourcequota"
 	"github.com/skiff-project/skiff/pkg/controller/serviceaccount"
 	"github.com/skiff-project/skiff/pkg/controller/statefulset"
+	"github.com/skiff-project/skiff/pkg/controller/ttlafterfinished"
 )
 
 // Workers per controller, as upstream's --concurrent-*-syncs defaults.
@@ -25,21 +29,65 @@ const defaultWorkers = 5
 // set cannot be mutated at run time.
 func registry() map[string]initFunc {
 	return map[string]initFunc{
-		"deployment":            startDeployment,
-		"replicaset":            startReplicaSet,
-		"replicationcontroller": startReplicationController,
-		"garbagecollector":      startGarbageCollector,
-		"namespace":             startNamespace,
-		"serviceaccount":        startServiceAccount,
-		"nodelifecycle":         startNodeLifecycle,
-		"nodeipam":              startNodeIPAM,
-		"daemonset":             startDaemonSet,
-		"statefulset":           startStatefulSet,
-		"endpoint":              startEndpoints,
-		"endpointslice":         startEndpointSlices,
-		"resourcequota":         startResourceQuota,
-		"disruption":            startDisruption,
+		"deployment":               startDeployment,
+		"replicaset":               startReplicaSet,
+		"replicationcontroller":    startReplicationController,
+		"garbagecollector":         startGarbageCollector,
+		"namespace":                startNamespace,
+		"serviceaccount":           startServiceAccount,
+		"nodelifecycle":            startNodeLifecycle,
+		"nodeipam":                 startNodeIPAM,
+		"daemonset":                startDaemonSet,
+		"statefulset":              startStatefulSet,
+		"endpoint":                 startEndpoints,
+		"endpointslice":            startEndpointSlices,
+		"resourcequota":            startResourceQuota,
+		"disruption":               startDisruption,
+		"job":                      startJob,
+		"cronjob":                  startCronJob,
+		"ttlafterfinished":         startTTLAfterFinished,
+		"horizontalpodautoscaling": startHPA,
 	}
+}
+
+func startJob(_ context.Context, cc *controllerContext) error {
+	inf := cc.Informers
+	c, err := job.New(cc.Client, inf.Batch().V1().Jobs(), inf.Core().V1().Pods(), cc.Recorder(job.EventSource), cc.Clock)
+	if err != nil {
+		return err
+	}
+	cc.Go("job", func(ctx context.Context) error { return c.Run(ctx, defaultWorkers) })
+	return nil
+}
+
+func startCronJob(_ context.Context, cc *controllerContext) error {
+	inf := cc.Informers
+	c, err := cronjob.New(cc.Client, inf.Batch().V1().CronJobs(), inf.Batch().V1().Jobs(), cc.Recorder(cronjob.EventSource), cc.Clock)
+	if err != nil {
+		return err
+	}
+	cc.Go("cronjob", func(ctx context.Context) error { return c.Run(ctx, 2) })
+	return nil
+}
+
+func startTTLAfterFinished(_ context.Context, cc *controllerContext) error {
+	c, err := ttlafterfinished.New(cc.Client, cc.Informers.Batch().V1().Jobs(), cc.Clock)
+	if err != nil {
+		return err
+	}
+	cc.Go("ttlafterfinished", func(ctx context.Context) error { return c.Run(ctx, 2) })
+	return nil
+}
+
+func startHPA(_ context.Context, cc *controllerContext) error {
+	inf := cc.Informers
+	c, err := podautoscaler.New(cc.Client, inf.Autoscaling().V2().HorizontalPodAutoscalers(), inf.Core().V1().Pods(),
+		cc.Recorder(podautoscaler.EventSource), cc.Clock)
+	if err != nil {
+		return err
+	}
+	cc.Go("horizontalpodautoscaling", func(ctx context.Context) error { return c.Run(ctx, 2) })
+	return nil
 }
 
 func startDaemonSet(_ context.Context, cc *controllerContext) error {

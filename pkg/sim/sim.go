@@ -60,6 +60,11 @@ type Options struct {
 	Events bool
 	// Workers is the number of pod workers per node.
 	Workers int
+	// HeartbeatInterval is how often each node renews its Lease and checks
+	// its status (upstream's 10 s). Tests with a short
+	// --node-monitor-grace-period lower it, since the grace period must
+	// exceed it.
+	HeartbeatInterval time.Duration
 }
 
 // DefaultOptions returns the flag defaults.
@@ -75,6 +80,8 @@ func DefaultOptions() Options {
 		Burst:            2000,
 		Events:           true,
 		Workers:          1,
+
+		HeartbeatInterval: 10 * time.Second,
 	}
 }
 
@@ -120,6 +127,7 @@ process stops the heartbeats, so the control plane marks the nodes NotReady.`,
 	f.IntVar(&o.Burst, "burst", o.Burst, "burst of queries to the API server, all nodes together")
 	f.BoolVar(&o.Events, "events", o.Events, "record kubelet events (Pulled, Created, Started, NodeReady...)")
 	f.IntVar(&o.Workers, "workers", o.Workers, "pod workers per node")
+	f.DurationVar(&o.HeartbeatInterval, "heartbeat-interval", o.HeartbeatInterval, "how often each node renews its Lease and checks its status")
 	_ = cmd.MarkFlagRequired("kubeconfig")
 	return cmd
 }
@@ -206,7 +214,9 @@ func run(ctx context.Context, client kubernetes.Interface, clk clock.WithTicker,
 				corev1.ResourcePods:             o.Pods,
 				corev1.ResourceEphemeralStorage: o.EphemeralStorage,
 			},
-			Labels: map[string]string{"node.skiff.io/simulated": "true"},
+			Labels:                    map[string]string{"node.skiff.io/simulated": "true"},
+			LeaseRenewInterval:        o.HeartbeatInterval,
+			NodeStatusUpdateFrequency: o.HeartbeatInterval,
 			Addresses: []corev1.NodeAddress{
 				{Type: corev1.NodeInternalIP, Address: nodeIP.String()},
 				{Type: corev1.NodeHostName, Address: name},

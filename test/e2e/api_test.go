@@ -283,9 +283,10 @@ func TestBadInputGetsTheRightStatus(t *testing.T) {
 	if !strings.Contains(stderr, `ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain`) {
 		t.Fatalf("invalid name: %q", stderr)
 	}
-	c.kubectl("create", "configmap", "dup")
-	stderr = c.kubectlFail("", "create", "configmap", "dup")
-	if !strings.Contains(stderr, `Error from server (AlreadyExists): configmaps "dup" already exists`) {
+	dup := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dup}\n"
+	c.kubectlIn(dup, "create", "-f", "-")
+	stderr = c.kubectlFail(dup, "create", "-f", "-")
+	if !strings.Contains(stderr, `Error from server (AlreadyExists)`) || !strings.Contains(stderr, `configmaps "dup" already exists`) {
 		t.Fatalf("name clash: %q", stderr)
 	}
 	stderr = c.kubectlFail("", "get", "--raw", "/api/v1/namespaces/default/frobs")
