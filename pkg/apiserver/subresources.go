@@ -162,7 +162,9 @@ func (s *Server) desiredScale(r *http.Request, verb string, pt types.PatchType, 
 		case types.MergePatchType:
 			data, err = guard(func() ([]byte, error) { return jsonpatch.MergePatch(original, body) })
 		case types.StrategicMergePatchType:
-			data, err = guard(func() ([]byte, error) { return strategicpatch.StrategicMergePatch(original, body, &autoscalingv1.Scale{}) })
+			data, err = guard(func() ([]byte, error) {
+				return strategicpatch.StrategicMergePatch(original, body, &autoscalingv1.Scale{})
+			})
 		case types.JSONPatchType:
 			var p jsonpatch.Patch
 			p, err = jsonpatch.DecodePatch(body)
