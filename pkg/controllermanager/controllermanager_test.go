@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/client-go/kubernetes/fake"
+	metadatafake "k8s.io/client-go/metadata/fake"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -42,7 +43,9 @@ func TestRegistryNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"deployment", "replicaset", "replicationcontroller"}
+	want := []string{"cronjob", "daemonset", "deployment", "disruption", "endpoint", "endpointslice", "garbagecollector",
+		"horizontalpodautoscaling", "job", "namespace", "nodeipam", "nodelifecycle", "replicaset", "replicationcontroller",
+		"resourcequota", "serviceaccount", "statefulset", "ttlafterfinished"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("registered controllers (-want +got):\n%s", diff)
 	}
@@ -60,7 +63,7 @@ func TestRunControllersStopsCleanly(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		done <- runControllers(ctx, client, nil, Options{Clock: clocktesting.NewFakeClock(time.Unix(1700000000, 0))}, enabled)
+		done <- runControllers(ctx, client, metadatafake.NewSimpleMetadataClient(metadatafake.NewTestScheme()), Options{Clock: clocktesting.NewFakeClock(time.Unix(1700000000, 0))}, enabled)
 	}()
 	cancel()
 	if err := <-done; err != nil {
