@@ -373,6 +373,21 @@ func (s *Server) decodeWith(info runtime.SerializerInfo, ep *endpoint, body []by
 	return obj, warnings, nil
 }
 
+// readObject reads a create/update request: its options and its body
+// decoded into a new served object.
+func (s *Server) readObject(r *http.Request, ep *endpoint) (runtime.Object, []string, requestOptions, error) {
+	opts, err := s.parseOptions(r)
+	if err != nil {
+		return nil, nil, opts, err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return nil, nil, opts, err
+	}
+	obj, warnings, err := s.decodeBody(r, ep, body, opts)
+	return obj, warnings, opts, err
+}
+
 func addWarnings(w http.ResponseWriter, warnings []string) {
 	for _, msg := range warnings {
 		w.Header().Add("Warning", fmt.Sprintf("299 - %s", strconv.Quote(msg)))
@@ -380,17 +395,7 @@ func addWarnings(w http.ResponseWriter, warnings []string) {
 }
 
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, ep *endpoint, info *requestInfo) {
-	opts, err := s.parseOptions(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	body, err := readBody(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	obj, warnings, err := s.decodeBody(r, ep, body, opts)
+	obj, warnings, opts, err := s.readObject(r, ep)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -505,17 +510,7 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, ep *endpoi
 		s.writeError(w, r, apierrors.NewMethodNotSupported(ep.groupResource(), "update"))
 		return
 	}
-	opts, err := s.parseOptions(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	body, err := readBody(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	obj, warnings, err := s.decodeBody(r, ep, body, opts)
+	obj, warnings, opts, err := s.readObject(r, ep)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -379,17 +379,7 @@ func (s *Server) serveFinalize(w http.ResponseWriter, r *http.Request, ep *endpo
 		s.writeError(w, r, apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "namespaces/finalize"}, info.Verb))
 		return
 	}
-	opts, err := s.parseOptions(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	body, err := readBody(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	obj, _, err := s.decodeBody(r, ep, body, opts)
+	obj, _, opts, err := s.readObject(r, ep)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

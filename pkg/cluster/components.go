@@ -36,6 +36,10 @@ func (c *runningComponents) wait() { c.wg.Wait() }
 func startComponents(ctx context.Context, cfg ServerConfig, pki *PKI) *runningComponents {
 	rc := &runningComponents{}
 	loopback := pki.LoopbackConfig(cfg.LocalURL())
+	// Components speak protobuf, like upstream's: cheaper to encode and
+	// decode than JSON on the hot paths (pod creates, bindings, watches).
+	loopback.ContentType = "application/vnd.kubernetes.protobuf"
+	loopback.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	run := func(name string, fn func(ctx context.Context) error) {
 		rc.wg.Add(1)
 		go func() {
