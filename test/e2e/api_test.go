@@ -317,9 +317,12 @@ func TestRestartKeepsEverything(t *testing.T) {
 	c := startCluster(t)
 	c.kubectlIn(seedDeployment, "apply", "-f", "-")
 	c.kubectl("create", "configmap", "keep", "--from-literal=k=v")
-	before := c.kubectl("get", "deployment", "web", "-o", "jsonpath={.metadata.uid} {.metadata.resourceVersion}")
+	// The controllers keep writing status, so compare identity and spec
+	// rather than resourceVersion.
+	const what = "jsonpath={.metadata.uid} {.metadata.generation} {.metadata.creationTimestamp} {.spec}"
+	before := c.kubectl("get", "deployment", "web", "-o", what)
 	c.restart()
-	after := c.kubectl("get", "deployment", "web", "-o", "jsonpath={.metadata.uid} {.metadata.resourceVersion}")
+	after := c.kubectl("get", "deployment", "web", "-o", what)
 	if before != after {
 		t.Fatalf("deployment changed across restart: %q → %q", before, after)
 	}
