@@ -89,6 +89,10 @@ type Process struct {
 	log   *os.File
 	// ipForward is net.ipv4.ip_forward before Start; immutable.
 	ipForward string
+	// natTables are the nft "nat" tables (families "ip", "ip6") that did
+	// not exist before Start: the bridge plugin's masquerading makes
+	// iptables-nft create them, and Stop deletes them again when empty.
+	natTables []string
 
 	exited  chan struct{} // closed when containerd has exited
 	waitErr error         // containerd's exit; written before exited is closed
@@ -127,6 +131,7 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	if err := writeFileAtomic(p.Config, []byte(renderConfig(cfg, p, runcPath)), 0o600); err != nil {
 		return nil, fmt.Errorf("containerd: %w", err)
 	}
+	proc.natTables = missingNATTables()
 	if b, err := os.ReadFile(ipForwardPath); err == nil {
 		proc.ipForward = strings.TrimSpace(string(b))
 	}
@@ -297,6 +302,7 @@ func (p *Process) stop() error {
 			errs = append(errs, fmt.Errorf("containerd: removing %s: %w", s, err))
 		}
 	}
+	errs = append(errs, deleteEmptyNATTables(p.natTables))
 	// libcni's cache directory, shared by every CNI user: only removed
 	// when nothing is left in it.
 	_ = os.Remove("/var/lib/cni/results")
@@ -498,3 +504,53 @@ func (p *Process) deleteBridge() error {
 
 // Exited returns a channel closed once containerd has exited.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// missingNATTables returns the nft nat tables that do not exist now; none
+// when nft is not installed.
+func missingNATTables() []string {
+	if _, err := exec.LookPath("nft"); err != nil {
+		return nil
+	}
+	var missing []string
+	for _, fam := range []string{"ip", "ip6"} {
+		if err := exec.Command("nft", "list", "table", fam, "nat").Run(); err != nil {
+			missing = append(missing, fam)
+		}
+	}
+	return missing
+}
+
+// deleteEmptyNATTables deletes the nat tables of the given families when
+// they hold no rules (only empty chains): another user's rules are never
+// touched.
+func deleteEmptyNATTables(families []string) error {
+	var errs []error
+	for _, fam := range families {
+		out, err := exec.Command("nft", "list", "table", fam, "nat").Output()
+		if err != nil {
+			continue // not there (any more)
+		}
+		if hasNFTRules(string(out)) {
+			continue
+		}
+		if b, err := exec.Command("nft", "delete", "table", fam, "nat").CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("containerd: deleting empty nft table %s nat: %w: %s", fam, err, bytes.TrimSpace(b)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// hasNFTRules reports whether an `nft list table` listing holds a rule:
+// any line other than table/chain headers, base-chain type lines and
+// closing braces.
+func hasNFTRules(listing string) bool {
+	for _, line := range strings.Split(listing, "\n") {
+		l := strings.TrimSpace(line)
+		switch {
+		case l == "", l == "}", strings.HasPrefix(l, "table "), strings.HasPrefix(l, "chain "), strings.HasPrefix(l, "type "):
+		default:
+			return true
+		}
+	}
+	return false
+}
