@@ -54,6 +54,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.serveBinding(w, r, ep, info)
 		return
 	}
+	if info.Resource == "componentstatuses" && info.Group == "" {
+		s.serveComponentStatuses(w, r, ep, info)
+		return
+	}
 	switch info.Subresource {
 	case "":
 		s.serveMain(w, r, ep, info)

@@ -206,7 +206,12 @@ func TestExplainAndClusterInfo(t *testing.T) {
 			t.Fatalf("%s explain output:\n%s", bin, out)
 		}
 	}
-	out := c.kubectl("cluster-info")
+	out, stderr, err := c.kubectlVersion("kubectl", "", "get", "componentstatuses")
+	if err != nil || !regexp.MustCompile(`(?m)^etcd-0\s+Healthy\s+ok`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^scheduler\s+Healthy`).MatchString(out) || !strings.Contains(stderr, "v1 ComponentStatus is deprecated in v1.19+") {
+		t.Fatalf("componentstatuses: %v\n%s\n%s", err, out, stderr)
+	}
+	out = c.kubectl("cluster-info")
 	if !strings.Contains(out, fmt.Sprintf("Kubernetes control plane is running at https://127.0.0.1:%d", c.Port)) {
 		t.Fatalf("cluster-info:\n%s", out)
 	}
