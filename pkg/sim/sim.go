@@ -76,10 +76,14 @@ func DefaultOptions() Options {
 		Pods:             resource.MustParse("110"),
 		EphemeralStorage: resource.MustParse("100Gi"),
 		JobDuration:      2 * time.Second,
-		QPS:              1000,
-		Burst:            2000,
-		Events:           true,
-		Workers:          1,
+		// A real sandbox takes ~100-200 ms to start (CRI measurements on
+		// this kind of machine); without a delay the kubelet's events would
+		// precede the scheduler's Scheduled event.
+		PodStartupDelay: 100 * time.Millisecond,
+		QPS:             1000,
+		Burst:           2000,
+		Events:          true,
+		Workers:         1,
 
 		HeartbeatInterval: 10 * time.Second,
 	}
