@@ -41,6 +41,10 @@ func NewCommand() *cobra.Command {
                         fan-out delivery latency
   skiff bench startup   time from "skiff server" start to /readyz, cold and
                         warm, and the server's memory when idle and loaded
+  skiff bench scheduling
+                        simulated nodes plus a Deployment (or bare pods):
+                        time to all scheduled and Running, pods/s, startup
+                        latency, server memory
 
 Each prints a table, or JSON with -o json.`,
 		Args: cobra.NoArgs,

@@ -184,6 +184,9 @@ type schedulingReport struct {
 	BenchCPUSeconds float64 `json:"benchCPUSeconds"`
 	// CleanupSeconds is from the namespace deletion to it being gone.
 	CleanupSeconds float64 `json:"cleanupSeconds"`
+	// CleanupErrors are the failures to delete what the benchmark created;
+	// they do not invalidate the measurements, so the report still prints.
+	CleanupErrors []string `json:"cleanupErrors,omitempty"`
 }
 
 // serverStat is the API server process's resource use.
@@ -245,6 +248,9 @@ func (r *schedulingReport) writeTable(w io.Writer) error {
 		fmt.Fprintf(w, "bare pod creates took %.2fs\n", r.CreateRequestsSeconds)
 	}
 	fmt.Fprintf(w, "cleanup: namespace deleted in %.1fs\n", r.CleanupSeconds)
+	for _, e := range r.CleanupErrors {
+		fmt.Fprintf(w, "cleanup failed: %s\n", e)
+	}
 	return nil
 }
 
@@ -258,8 +264,9 @@ func qty(l corev1.ResourceList, name corev1.ResourceName) string {
 
 // runScheduling runs the scheduling benchmark. Whatever happens, it deletes
 // the namespace and the nodes it created, with a fresh deadline if ctx is
-// cancelled.
-func runScheduling(ctx context.Context, cfg *rest.Config, o *schedulingOptions, q schedulingQuantities, progress io.Writer) (_ *schedulingReport, err error) {
+// cancelled; failures to do so are in the report's CleanupErrors (and
+// printed to progress) when the measurement itself succeeded.
+func runScheduling(ctx context.Context, cfg *rest.Config, o *schedulingOptions, q schedulingQuantities, progress io.Writer) (*schedulingReport, error) {
 	client, err := newClient(cfg)
 	if err != nil {
 		return nil, err
@@ -290,13 +297,18 @@ func runScheduling(ctx context.Context, cfg *rest.Config, o *schedulingOptions, 
 	cleanupCtx := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(ctx), o.cleanup)
 	}
+	cleanupFailed := func(cerr error) {
+		if cerr == nil {
+			return
+		}
+		fmt.Fprintf(progress, "scheduling: cleanup: %v\n", cerr)
+		rep.CleanupErrors = append(rep.CleanupErrors, cerr.Error())
+	}
 	nodes := startSimNodes(ctx, cfg, o, q, rep.NodePrefix, progress)
 	defer func() {
 		cctx, cancel := cleanupCtx()
 		defer cancel()
-		if cerr := nodes.stop(cctx, client); cerr != nil && err == nil {
-			err = cerr
-		}
+		cleanupFailed(nodes.stop(cctx, client))
 	}()
 	ready, err := nodes.waitReady(ctx, client, o.nodesTimeout, progress)
 	if err != nil {
@@ -312,9 +324,7 @@ func runScheduling(ctx context.Context, cfg *rest.Config, o *schedulingOptions, 
 		defer cancel()
 		d, cerr := deleteNamespace(cctx, client, rep.Namespace, progress)
 		rep.CleanupSeconds = d.Seconds()
-		if cerr != nil && err == nil {
-			err = cerr
-		}
+		cleanupFailed(cerr)
 	}()
 
 	var before procSample
