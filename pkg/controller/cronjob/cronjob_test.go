@@ -13,10 +13,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-project/skiff/pkg/controller/controllertest"
 )
 
 type fixture struct {
@@ -38,55 +39,15 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	ctrl.location = time.UTC
 	f := &fixture{client: client, recorder: recorder, ctrl: ctrl}
 	ctrl.enqueueAfter = func(_ string, d time.Duration) { f.requeues = append(f.requeues, d) }
-	for _, o := range objs {
-		var err error
-		switch o := o.(type) {
-		case *batchv1.CronJob:
-			err = factory.Batch().V1().CronJobs().Informer().GetIndexer().Add(o)
-		case *batchv1.Job:
-			err = factory.Batch().V1().Jobs().Informer().GetIndexer().Add(o)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	controllertest.Seed(t, factory, objs...)
 	client.ClearActions()
 	return f
 }
 
 // writes renders write actions as "verb resource[/sub] name".
-func (f *fixture) writes() []string {
-	var out []string
-	for _, a := range f.client.Actions() {
-		res := a.GetResource().Resource
-		if a.GetSubresource() != "" {
-			res += "/" + a.GetSubresource()
-		}
-		switch a.GetVerb() {
-		case "create":
-			out = append(out, "create "+res+" "+a.(clienttesting.CreateAction).GetObject().(metav1.Object).GetName())
-		case "update":
-			out = append(out, "update "+res+" "+a.(clienttesting.UpdateAction).GetObject().(metav1.Object).GetName())
-		case "delete":
-			out = append(out, "delete "+res+" "+a.(clienttesting.DeleteAction).GetName())
-		case "patch":
-			out = append(out, "patch "+res+" "+a.(clienttesting.PatchAction).GetName())
-		}
-	}
-	return out
-}
+func (f *fixture) writes() []string { return controllertest.Writes(f.client.Actions()) }
 
-func (f *fixture) events() []string {
-	var out []string
-	for {
-		select {
-		case e := <-f.recorder.Events:
-			out = append(out, e)
-		default:
-			return out
-		}
-	}
-}
+func (f *fixture) events() []string { return controllertest.Events(f.recorder) }
 
 type jobOpt func(*batchv1.Job)
 

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
@@ -16,6 +14,8 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/skiff-project/skiff/pkg/controller/controllertest"
 )
 
 type fixture struct {
@@ -34,56 +34,14 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range objs {
-		var err error
-		switch o := o.(type) {
-		case *appsv1.Deployment:
-			err = factory.Apps().V1().Deployments().Informer().GetIndexer().Add(o)
-		case *appsv1.ReplicaSet:
-			err = factory.Apps().V1().ReplicaSets().Informer().GetIndexer().Add(o)
-		case *corev1.Pod:
-			err = factory.Core().V1().Pods().Informer().GetIndexer().Add(o)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	controllertest.Seed(t, factory, objs...)
 	client.ClearActions()
 	return &fixture{client: client, recorder: recorder, ctrl: ctrl}
 }
 
-func (f *fixture) writes() []string {
-	var out []string
-	for _, a := range f.client.Actions() {
-		res := a.GetResource().Resource
-		if a.GetSubresource() != "" {
-			res += "/" + a.GetSubresource()
-		}
-		switch a.GetVerb() {
-		case "create":
-			out = append(out, "create "+res+" "+a.(clienttesting.CreateAction).GetObject().(metav1.Object).GetName())
-		case "update":
-			out = append(out, "update "+res+" "+a.(clienttesting.UpdateAction).GetObject().(metav1.Object).GetName())
-		case "patch":
-			out = append(out, "patch "+res+" "+a.(clienttesting.PatchAction).GetName())
-		case "delete":
-			out = append(out, "delete "+res+" "+a.(clienttesting.DeleteAction).GetName())
-		}
-	}
-	return out
-}
+func (f *fixture) writes() []string { return controllertest.Writes(f.client.Actions()) }
 
-func (f *fixture) events() []string {
-	var out []string
-	for {
-		select {
-		case e := <-f.recorder.Events:
-			out = append(out, e)
-		default:
-			return out
-		}
-	}
-}
+func (f *fixture) events() []string { return controllertest.Events(f.recorder) }
 
 func TestSync(t *testing.T) {
 	d := newDeployment(3, "nginx:1.25")

@@ -18,6 +18,8 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/skiff-project/skiff/pkg/controller/controllertest"
 )
 
 var now = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -97,22 +99,7 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range objs {
-		var err error
-		switch o := o.(type) {
-		case *corev1.Pod:
-			err = f.Core().V1().Pods().Informer().GetIndexer().Add(o)
-		case *policyv1.PodDisruptionBudget:
-			err = f.Policy().V1().PodDisruptionBudgets().Informer().GetIndexer().Add(o)
-		case *appsv1.ReplicaSet:
-			err = f.Apps().V1().ReplicaSets().Informer().GetIndexer().Add(o)
-		case *appsv1.Deployment:
-			err = f.Apps().V1().Deployments().Informer().GetIndexer().Add(o)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	controllertest.Seed(t, f, objs...)
 	client.ClearActions()
 	return &fixture{client: client, recorder: recorder, ctrl: ctrl}
 }
@@ -197,10 +184,7 @@ func TestSync(t *testing.T) {
 			if diff := cmp.Diff(tt.wantStatus, got); diff != "" {
 				t.Errorf("status (-want +got):\n%s", diff)
 			}
-			var events []string
-			for len(f.recorder.Events) > 0 {
-				events = append(events, <-f.recorder.Events)
-			}
+			events := controllertest.Events(f.recorder)
 			if diff := cmp.Diff(tt.wantEvents, events); diff != "" {
 				t.Errorf("events (-want +got):\n%s", diff)
 			}

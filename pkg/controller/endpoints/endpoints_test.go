@@ -7,16 +7,16 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/skiff-project/skiff/pkg/controller/controllertest"
 )
 
 var now = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -192,15 +192,7 @@ type fixture struct {
 func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	t.Helper()
 	client := fake.NewClientset(objs...)
-	n := 0
-	client.PrependReactor("create", "endpointslices", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		s := a.(clienttesting.CreateAction).GetObject().(*discoveryv1.EndpointSlice)
-		if s.Name == "" {
-			n++
-			s.Name = fmt.Sprintf("%s%05d", s.GenerateName, n)
-		}
-		return false, nil, nil
-	})
+	controllertest.GenerateNames(client, "endpointslices")
 	factory := informers.NewSharedInformerFactory(client, 0)
 	recorder := record.NewFakeRecorder(100)
 	clk := clocktesting.NewFakePassiveClock(now)
@@ -212,48 +204,14 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range objs {
-		var err error
-		switch o := o.(type) {
-		case *corev1.Pod:
-			err = factory.Core().V1().Pods().Informer().GetIndexer().Add(o)
-		case *corev1.Service:
-			err = factory.Core().V1().Services().Informer().GetIndexer().Add(o)
-		case *corev1.Endpoints:
-			err = factory.Core().V1().Endpoints().Informer().GetIndexer().Add(o)
-		case *discoveryv1.EndpointSlice:
-			err = factory.Discovery().V1().EndpointSlices().Informer().GetIndexer().Add(o)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	controllertest.Seed(t, factory, objs...)
 	client.ClearActions()
 	return &fixture{client: client, recorder: recorder, eps: eps, slices: slices}
 }
 
 // writes renders the client's write actions as "verb resource name" (the
 // generateName prefix for creates without a name).
-func (f *fixture) writes() []string {
-	var out []string
-	for _, a := range f.client.Actions() {
-		res := a.GetResource().Resource
-		switch a.GetVerb() {
-		case "create":
-			m := a.(clienttesting.CreateAction).GetObject().(metav1.Object)
-			name := m.GetName()
-			if name == "" {
-				name = m.GetGenerateName()
-			}
-			out = append(out, "create "+res+" "+name)
-		case "update":
-			out = append(out, "update "+res+" "+a.(clienttesting.UpdateAction).GetObject().(metav1.Object).GetName())
-		case "delete":
-			out = append(out, "delete "+res+" "+a.(clienttesting.DeleteAction).GetName())
-		}
-	}
-	return out
-}
+func (f *fixture) writes() []string { return controllertest.Writes(f.client.Actions()) }
 
 func TestSyncEndpoints(t *testing.T) {
 	svc := newSvc("web")

@@ -14,6 +14,8 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/skiff-project/skiff/pkg/controller/controllertest"
 )
 
 var (
@@ -284,7 +286,7 @@ func TestSync(t *testing.T) {
 			if diff := cmp.Diff(tt.want, describe(meta.Actions())); diff != "" {
 				t.Errorf("metadata calls (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.wantEvents, drain(rec)); diff != "" {
+			if diff := cmp.Diff(tt.wantEvents, controllertest.Events(rec)); diff != "" {
 				t.Errorf("events (-want +got):\n%s", diff)
 			}
 		})
@@ -339,16 +341,4 @@ func describe(actions []clienttesting.Action) []string {
 		}
 	}
 	return out
-}
-
-func drain(rec *record.FakeRecorder) []string {
-	var out []string
-	for {
-		select {
-		case e := <-rec.Events:
-			out = append(out, e)
-		default:
-			return out
-		}
-	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,10 +16,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-project/skiff/pkg/controller/controllertest"
 )
 
 var now = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -35,14 +35,7 @@ type fixture struct {
 func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	t.Helper()
 	client := fake.NewClientset(objs...)
-	var n atomic.Int32
-	client.PrependReactor("create", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		pod := a.(clienttesting.CreateAction).GetObject().(*corev1.Pod)
-		if pod.Name == "" {
-			pod.Name = fmt.Sprintf("%s%05d", pod.GenerateName, n.Add(1))
-		}
-		return false, nil, nil
-	})
+	controllertest.GenerateNames(client, "pods")
 	factory := informers.NewSharedInformerFactory(client, 0)
 	recorder := record.NewFakeRecorder(100)
 	ctrl, err := New(client, factory.Batch().V1().Jobs(), factory.Core().V1().Pods(), recorder, clocktesting.NewFakePassiveClock(now))
@@ -51,69 +44,31 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	}
 	f := &fixture{client: client, recorder: recorder, ctrl: ctrl}
 	ctrl.enqueueAfter = func(_ string, d time.Duration) { f.requeues = append(f.requeues, d) }
-	for _, o := range objs {
-		var err error
-		switch o := o.(type) {
-		case *batchv1.Job:
-			err = factory.Batch().V1().Jobs().Informer().GetIndexer().Add(o)
-		case *corev1.Pod:
-			err = factory.Core().V1().Pods().Informer().GetIndexer().Add(o)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	controllertest.Seed(t, factory, objs...)
 	client.ClearActions()
 	return f
 }
 
 // writes renders write actions as "verb resource[/sub] name"; creates show
-// the generateName. Pod writes issued in parallel have no defined order, so
-// each run of consecutive pod writes is sorted.
+// the generateName and patches their body. Pod writes issued in parallel have
+// no defined order, so each run of consecutive pod writes is sorted.
 func (f *fixture) writes() []string {
-	var out []string
+	out := controllertest.Writes(f.client.Actions(), controllertest.CreatesByGenerateName(), controllertest.PatchBodies())
 	runStart := 0
-	flush := func() { sort.Strings(out[runStart:]) }
-	for _, a := range f.client.Actions() {
-		res := a.GetResource().Resource
-		if a.GetSubresource() != "" {
-			res += "/" + a.GetSubresource()
+	for i, w := range out {
+		if strings.SplitN(w, " ", 3)[1] != "pods" {
+			sort.Strings(out[runStart:i])
+			runStart = i + 1
 		}
-		var w string
-		switch a.GetVerb() {
-		case "create":
-			w = "create " + res + " " + a.(clienttesting.CreateAction).GetObject().(metav1.Object).GetGenerateName()
-		case "update":
-			w = "update " + res + " " + a.(clienttesting.UpdateAction).GetObject().(metav1.Object).GetName()
-		case "patch":
-			p := a.(clienttesting.PatchAction)
-			w = "patch " + res + " " + p.GetName() + " " + string(p.GetPatch())
-		case "delete":
-			w = "delete " + res + " " + a.(clienttesting.DeleteAction).GetName()
-		default:
-			continue
-		}
-		if res != "pods" {
-			flush()
-			runStart = len(out) + 1
-		}
-		out = append(out, w)
 	}
-	flush()
+	sort.Strings(out[runStart:])
 	return out
 }
 
 func (f *fixture) events() []string {
-	var out []string
-	for {
-		select {
-		case e := <-f.recorder.Events:
-			out = append(out, e)
-		default:
-			sort.Strings(out)
-			return out
-		}
-	}
+	out := controllertest.Events(f.recorder)
+	sort.Strings(out)
+	return out
 }
 
 func (f *fixture) status(t *testing.T) batchv1.JobStatus {

@@ -13,6 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/skiff-project/skiff/pkg/controller/controllertest"
 )
 
 func TestAllocator(t *testing.T) {
@@ -157,7 +159,7 @@ func TestSync(t *testing.T) {
 			if diff := cmp.Diff(tt.wantPatch, patches); diff != "" {
 				t.Errorf("patches (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.wantEvents, drain(rec)); diff != "" {
+			if diff := cmp.Diff(tt.wantEvents, controllertest.Events(rec)); diff != "" {
 				t.Errorf("events (-want +got):\n%s", diff)
 			}
 		})
@@ -191,17 +193,5 @@ func TestReleaseOnDelete(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"10.0.0.0/24"}, got.Spec.PodCIDRs); diff != "" {
 		t.Errorf("podCIDRs (-want +got):\n%s", diff)
-	}
-}
-
-func drain(rec *record.FakeRecorder) []string {
-	var out []string
-	for {
-		select {
-		case e := <-rec.Events:
-			out = append(out, e)
-		default:
-			return out
-		}
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"k8s.io/klog/v2"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-project/skiff/pkg/controller/controllertest"
 )
 
 var t0 = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -228,7 +230,7 @@ func TestSyncScenario(t *testing.T) {
 		if diff := cmp.Diff(wantWrites, writes(client.Actions())); diff != "" {
 			t.Errorf("%s: writes (-want +got):\n%s", name, diff)
 		}
-		if diff := cmp.Diff(wantEvents, drain(rec)); diff != "" {
+		if diff := cmp.Diff(wantEvents, controllertest.Events(rec)); diff != "" {
 			t.Errorf("%s: events (-want +got):\n%s", name, diff)
 		}
 		// Feed our own writes back into the caches, as the informers would.
@@ -281,16 +283,4 @@ func writes(actions []clienttesting.Action) []string {
 		out = append(out, s)
 	}
 	return out
-}
-
-func drain(rec *record.FakeRecorder) []string {
-	var out []string
-	for {
-		select {
-		case e := <-rec.Events:
-			out = append(out, e)
-		default:
-			return out
-		}
-	}
 }

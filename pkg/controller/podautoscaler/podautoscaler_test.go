@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-project/skiff/pkg/controller/controllertest"
 )
 
 type fakeMetrics struct {
@@ -75,18 +77,7 @@ func newFixture(t *testing.T, replicas int32, m metricsSource, objs ...runtime.O
 	ctrl.metrics = m
 	f := &fixture{client: client, recorder: recorder, ctrl: ctrl}
 	ctrl.enqueueAfter = func(_ string, d time.Duration) { f.requeues = append(f.requeues, d) }
-	for _, o := range objs {
-		var err error
-		switch o := o.(type) {
-		case *autoscalingv2.HorizontalPodAutoscaler:
-			err = factory.Autoscaling().V2().HorizontalPodAutoscalers().Informer().GetIndexer().Add(o)
-		case *corev1.Pod:
-			err = factory.Core().V1().Pods().Informer().GetIndexer().Add(o)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	controllertest.Seed(t, factory, objs...)
 	client.ClearActions()
 	return f
 }
@@ -107,16 +98,9 @@ func (f *fixture) writes() []string {
 }
 
 func (f *fixture) events() []string {
-	var out []string
-	for {
-		select {
-		case e := <-f.recorder.Events:
-			out = append(out, e)
-		default:
-			sort.Strings(out)
-			return out
-		}
-	}
+	out := controllertest.Events(f.recorder)
+	sort.Strings(out)
+	return out
 }
 
 func (f *fixture) status(t *testing.T) autoscalingv2.HorizontalPodAutoscalerStatus {

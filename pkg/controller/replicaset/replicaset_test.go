@@ -3,7 +3,6 @@ package replicaset
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -21,6 +20,8 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/skiff-project/skiff/pkg/controller/controllertest"
 )
 
 var now = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -39,14 +40,7 @@ type fixture struct {
 func newFixture(t *testing.T, rc bool, objs ...runtime.Object) *fixture {
 	t.Helper()
 	client := fake.NewClientset(objs...)
-	var n atomic.Int32
-	client.PrependReactor("create", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		pod := a.(clienttesting.CreateAction).GetObject().(*corev1.Pod)
-		if pod.Name == "" {
-			pod.Name = fmt.Sprintf("%s%05d", pod.GenerateName, n.Add(1))
-		}
-		return false, nil, nil
-	})
+	controllertest.GenerateNames(client, "pods")
 	factory := informers.NewSharedInformerFactory(client, 0)
 	recorder := record.NewFakeRecorder(100)
 	clk := clocktesting.NewFakePassiveClock(now)
@@ -62,58 +56,18 @@ func newFixture(t *testing.T, rc bool, objs ...runtime.Object) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range objs {
-		var err error
-		switch o := o.(type) {
-		case *corev1.Pod:
-			err = factory.Core().V1().Pods().Informer().GetIndexer().Add(o)
-		case *appsv1.ReplicaSet:
-			err = factory.Apps().V1().ReplicaSets().Informer().GetIndexer().Add(o)
-		case *corev1.ReplicationController:
-			err = factory.Core().V1().ReplicationControllers().Informer().GetIndexer().Add(o)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	controllertest.Seed(t, factory, objs...)
 	client.ClearActions()
 	return &fixture{client: client, recorder: recorder, ctrl: ctrl, factory: factory}
 }
 
-// writes renders the client's write actions as "verb resource[/sub] name".
+// writes renders the client's write actions as "verb resource[/sub] name";
+// creates show the generateName and patches their body.
 func (f *fixture) writes() []string {
-	var out []string
-	for _, a := range f.client.Actions() {
-		res := a.GetResource().Resource
-		if a.GetSubresource() != "" {
-			res += "/" + a.GetSubresource()
-		}
-		switch a.GetVerb() {
-		case "create":
-			out = append(out, "create "+res+" "+a.(clienttesting.CreateAction).GetObject().(metav1.Object).GetGenerateName())
-		case "update":
-			out = append(out, "update "+res+" "+a.(clienttesting.UpdateAction).GetObject().(metav1.Object).GetName())
-		case "patch":
-			a := a.(clienttesting.PatchAction)
-			out = append(out, "patch "+res+" "+a.GetName()+" "+string(a.GetPatch()))
-		case "delete":
-			out = append(out, "delete "+res+" "+a.(clienttesting.DeleteAction).GetName())
-		}
-	}
-	return out
+	return controllertest.Writes(f.client.Actions(), controllertest.CreatesByGenerateName(), controllertest.PatchBodies())
 }
 
-func (f *fixture) events() []string {
-	var out []string
-	for {
-		select {
-		case e := <-f.recorder.Events:
-			out = append(out, e)
-		default:
-			return out
-		}
-	}
-}
+func (f *fixture) events() []string { return controllertest.Events(f.recorder) }
 
 func newRS(name string, replicas int32) *appsv1.ReplicaSet {
 	return &appsv1.ReplicaSet{

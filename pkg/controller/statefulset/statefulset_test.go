@@ -14,9 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/skiff-project/skiff/pkg/controller/controllertest"
 )
 
 var now = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -230,56 +231,14 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range objs {
-		var err error
-		switch o := o.(type) {
-		case *corev1.Pod:
-			err = factory.Core().V1().Pods().Informer().GetIndexer().Add(o)
-		case *corev1.PersistentVolumeClaim:
-			err = factory.Core().V1().PersistentVolumeClaims().Informer().GetIndexer().Add(o)
-		case *appsv1.StatefulSet:
-			err = factory.Apps().V1().StatefulSets().Informer().GetIndexer().Add(o)
-		case *appsv1.ControllerRevision:
-			err = factory.Apps().V1().ControllerRevisions().Informer().GetIndexer().Add(o)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	controllertest.Seed(t, factory, objs...)
 	client.ClearActions()
 	return &fixture{client: client, recorder: recorder, ctrl: ctrl}
 }
 
-func (f *fixture) writes() []string {
-	var out []string
-	for _, a := range f.client.Actions() {
-		res := a.GetResource().Resource
-		if a.GetSubresource() != "" {
-			res += "/" + a.GetSubresource()
-		}
-		switch a.GetVerb() {
-		case "create":
-			out = append(out, "create "+res+" "+a.(clienttesting.CreateAction).GetObject().(metav1.Object).GetName())
-		case "update":
-			out = append(out, "update "+res+" "+a.(clienttesting.UpdateAction).GetObject().(metav1.Object).GetName())
-		case "delete":
-			out = append(out, "delete "+res+" "+a.(clienttesting.DeleteAction).GetName())
-		}
-	}
-	return out
-}
+func (f *fixture) writes() []string { return controllertest.Writes(f.client.Actions()) }
 
-func (f *fixture) events() []string {
-	var out []string
-	for {
-		select {
-		case e := <-f.recorder.Events:
-			out = append(out, e)
-		default:
-			return out
-		}
-	}
-}
+func (f *fixture) events() []string { return controllertest.Events(f.recorder) }
 
 func revisionObj(t *testing.T, set *appsv1.StatefulSet, rev int64) *appsv1.ControllerRevision {
 	t.Helper()
