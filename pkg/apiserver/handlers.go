@@ -92,6 +92,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 		s.serveFinalize(w, r, ep, info)
 	default:
+		if s.servePodStream(w, r, ep, info) {
+			return
+		}
 		if ep.res.HasSubresource(strings.SplitN(info.Subresource, "/", 2)[0]) {
 			s.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("%s/%s is not served yet: it needs a node agent connection", info.Resource, info.Subresource)))
 			return

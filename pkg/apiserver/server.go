@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -77,6 +78,10 @@ type Server struct {
 	admission     *admissionChain
 	ips           *ipAllocator
 	handler       http.Handler
+
+	// kubelet is the client for pods' log/exec/attach/portforward; nil
+	// until SetKubeletClient.
+	kubelet atomic.Pointer[kubeletClient]
 
 	mu sync.RWMutex
 	// endpoints maps served GVRs to their handlers; guarded by mu (custom
