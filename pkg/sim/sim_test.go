@@ -38,9 +38,12 @@ func TestRunRegistersNodesAndRunsPods(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	o := DefaultOptions()
 	o.Nodes, o.NamePrefix, o.Events = 3, "t", false
+	// The clock is fake: no startup delay, or the pod would wait for it.
+	o.PodStartupDelay = 0
 	out := &lineWriter{lines: make(chan string, 16)}
 
-	ctx, cancel := context.WithCancel(context.Background())
+	// The deadline ends the watch (and so the test) if the pod never runs.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	w, err := client.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -129,7 +132,7 @@ func TestNewCommandFlags(t *testing.T) {
 	for _, f := range []string{"kubeconfig", "nodes", "name-prefix", "cpu", "memory", "pods", "job-duration", "pod-startup-delay", "qps", "burst"} {
 		got = append(got, f+"="+cmd.Flags().Lookup(f).Value.String())
 	}
-	want := []string{"kubeconfig=k", "nodes=5", "name-prefix=b", "cpu=8", "memory=8Gi", "pods=110", "job-duration=3s", "pod-startup-delay=0s", "qps=1000", "burst=2000"}
+	want := []string{"kubeconfig=k", "nodes=5", "name-prefix=b", "cpu=8", "memory=8Gi", "pods=110", "job-duration=3s", "pod-startup-delay=100ms", "qps=1000", "burst=2000"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("flags (-want +got):\n%s", diff)
 	}
