@@ -3,23 +3,21 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/skiff-project/skiff/pkg/storage/storagetest"
 )
 
-// startEtcd runs Debian's etcd (package etcd-server, installed by
-// hack/setup.sh) on free loopback ports with a temporary data dir and
+// startEtcd runs an external etcd process (the project's test/etcd, built
+// from go.etcd.io/etcd) on free loopback ports with a temporary data dir and
 // returns its client URL. It is stopped when the test ends.
 func startEtcd(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		t.Fatalf("etcd not installed (hack/setup.sh installs etcd-server): %v", err)
-	}
+	bin := storagetest.BuildEtcd(t, t.TempDir())
 	client := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	log := &bytes.Buffer{}
@@ -28,7 +26,6 @@ func startEtcd(t *testing.T) string {
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 		"--initial-cluster", "e2e="+peer, "--log-level", "error")
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH=")
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start etcd: %v", err)
 	}
