@@ -31,10 +31,14 @@ var (
 )
 
 // immortalNamespaces may never be deleted.
-var immortalNamespaces = map[string]bool{"default": true, "kube-system": true, "kube-public": true}
+func immortalNamespace(name string) bool {
+	return name == "default" || name == "kube-system" || name == "kube-public"
+}
 
 // builtinPriorityClasses are the classes upstream creates at start.
-var builtinPriorityClasses = map[string]int32{"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
+func builtinPriorityClasses() map[string]int32 {
+	return map[string]int32{"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
+}
 
 // admit runs the mutating plugins. op is "create" or "update"; old is nil
 // on create.
@@ -68,7 +72,7 @@ func (c *admissionChain) validate(ctx context.Context, ep *endpoint, op string, 
 
 // admitDelete guards deletions: the system namespaces are immortal.
 func (c *admissionChain) admitDelete(ctx context.Context, ep *endpoint, obj runtime.Object) error {
-	if ns, ok := obj.(*corev1.Namespace); ok && immortalNamespaces[ns.Name] {
+	if ns, ok := obj.(*corev1.Namespace); ok && immortalNamespace(ns.Name) {
 		return apierrors.NewForbidden(ep.groupResource(), ns.Name, errors.New("this namespace may not be deleted"))
 	}
 	return nil
@@ -205,7 +209,7 @@ func (c *admissionChain) priority(ctx context.Context, pod *corev1.Pod) error {
 	name := pod.Spec.PriorityClassName
 	var value int32
 	policy := corev1.PreemptLowerPriority
-	if v, ok := builtinPriorityClasses[name]; ok {
+	if v, ok := builtinPriorityClasses()[name]; ok {
 		value = v
 	} else if name != "" {
 		pcEP, ok := c.s.lookup(schedPriorityClasses)

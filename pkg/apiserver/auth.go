@@ -177,7 +177,13 @@ func requestInfoFrom(ctx context.Context) *requestInfo {
 
 // publicPaths may be read without credentials, like upstream's
 // system:public-info-viewer role grants.
-var publicPaths = map[string]bool{"/healthz": true, "/livez": true, "/readyz": true, "/version": true, "/version/": true}
+func publicPath(p string) bool {
+	switch p {
+	case "/healthz", "/livez", "/readyz", "/version", "/version/":
+		return true
+	}
+	return false
+}
 
 func (s *Server) withAuthentication(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -189,7 +195,7 @@ func (s *Server) withAuthentication(next http.Handler) http.Handler {
 			}
 		}
 		if user == nil {
-			if publicPaths[r.URL.Path] {
+			if publicPath(r.URL.Path) {
 				user = &UserInfo{Name: "system:anonymous", Groups: []string{"system:unauthenticated"}}
 			} else {
 				s.writeError(w, r, apierrors.NewUnauthorized("Unauthorized"))
@@ -206,7 +212,7 @@ func (s *Server) withAuthentication(next http.Handler) http.Handler {
 func (s *Server) withAuthorization(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user := userFrom(r.Context())
-		if user != nil && user.Name == "system:anonymous" && publicPaths[r.URL.Path] {
+		if user != nil && user.Name == "system:anonymous" && publicPath(r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -30,7 +30,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 			return err
 		}
 	}
-	for name, value := range builtinPriorityClasses {
+	for name, value := range builtinPriorityClasses() {
 		pc := &schedulingv1.PriorityClass{
 			ObjectMeta:  metav1.ObjectMeta{Name: name},
 			Value:       value,

@@ -42,12 +42,12 @@ func (s *Server) newBuiltinEndpoint(r *registry.Resource) (*endpoint, error) {
 	switch {
 	case r.Group == "events.k8s.io":
 		ep.storageGVK = schema.GroupVersionKind{Version: "v1", Kind: "Event"}
-		c := eventsConverter
+		c := eventsConverter()
 		ep.conv = &c
 		newStored = func() runtime.Object { return newTyped(s.scheme, ep.storageGVK) }
 	case r.StorageVersion != "":
 		ep.storageGVK = schema.GroupVersionKind{Group: r.Group, Version: r.StorageVersion, Kind: r.Kind}
-		c := hpaConverter
+		c := hpaConverter()
 		ep.conv = &c
 		newStored = func() runtime.Object { return newTyped(s.scheme, ep.storageGVK) }
 	}

@@ -75,8 +75,15 @@ func (s *Server) kubeletClient() *kubeletClient {
 	return s.kubelet.Load()
 }
 
-// podStreamSubresources are the pod subresources served by a kubelet.
-var podStreamSubresources = map[string]bool{"log": true, "exec": true, "attach": true, "portforward": true}
+// podStreamSubresource reports whether sub is a pod subresource served by
+// a kubelet.
+func podStreamSubresource(sub string) bool {
+	switch sub {
+	case "log", "exec", "attach", "portforward":
+		return true
+	}
+	return false
+}
 
 // servePodStream serves pods/log, pods/exec, pods/attach and
 // pods/portforward by proxying to the kubelet of the pod's node, upgrades
@@ -90,7 +97,7 @@ var podStreamSubresources = map[string]bool{"log": true, "exec": true, "attach":
 // frames are relayed to an SPDY connection to the kubelet). Older
 // WebSocket protocols are proxied as is.
 func (s *Server) servePodStream(w http.ResponseWriter, r *http.Request, ep *endpoint, info *requestInfo) bool {
-	if ep.res.Group != "" || ep.res.Resource != "pods" || !podStreamSubresources[info.Subresource] {
+	if ep.res.Group != "" || ep.res.Resource != "pods" || !podStreamSubresource(info.Subresource) {
 		return false
 	}
 	gr := schema.GroupResource{Resource: "pods/" + info.Subresource}

@@ -25,7 +25,7 @@ type requestInfo struct {
 
 // namespaceSubresources are subresources of a namespace object itself
 // rather than resources inside the namespace.
-var namespaceSubresources = map[string]bool{"status": true, "finalize": true}
+func namespaceSubresource(s string) bool { return s == "status" || s == "finalize" }
 
 // parseRequestInfo classifies r. Non-resource paths (/healthz, /version,
 // /api, /apis/apps) come back with IsResource false.
@@ -53,7 +53,7 @@ func parseRequestInfo(r *http.Request) *requestInfo {
 	}
 	// namespaces/{ns}/{resource}... is inside a namespace; namespaces/{name}
 	// and namespaces/{name}/{status,finalize} are the namespace object itself.
-	if parts[0] == "namespaces" && len(parts) > 2 && !namespaceSubresources[parts[2]] {
+	if parts[0] == "namespaces" && len(parts) > 2 && !namespaceSubresource(parts[2]) {
 		info.Namespace = parts[1]
 		parts = parts[2:]
 	}
