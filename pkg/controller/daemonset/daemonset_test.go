@@ -2,6 +2,7 @@ package daemonset
 
 import (
 	"fmt"
+	"sort"
 	"testing"
 	"time"
 
@@ -265,7 +266,13 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 
 func (f *fixture) writes() []string { return controllertest.Writes(f.client.Actions()) }
 
-func (f *fixture) events() []string { return controllertest.Events(f.recorder) }
+// events returns the recorded events sorted: pods of one slow-start batch
+// are created in parallel, so their events arrive in any order.
+func (f *fixture) events() []string {
+	evs := controllertest.Events(f.recorder)
+	sort.Strings(evs)
+	return evs
+}
 
 // revision is the ControllerRevision the controller records for ds.
 func revision(t *testing.T, ds *appsv1.DaemonSet, rev int64) *appsv1.ControllerRevision {
