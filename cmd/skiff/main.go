@@ -81,6 +81,7 @@ func newRootCommand(d deps) *cobra.Command {
 		newServerCommand(d),
 		newControllerManagerCommand(d),
 		newSchedulerCommand(d),
+		newAgentCommand(d), newImageCommand(d),
 		sim.NewCommand(),
 		bench.NewCommand(),
 		newKubectlCommand(d),

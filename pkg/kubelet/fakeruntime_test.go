@@ -23,6 +23,8 @@ type fakeRuntime struct {
 	mu   sync.Mutex
 	pods map[types.UID]*fakePod // guarded by mu
 	cidr string                 // guarded by mu
+	// last is the pod each UID was last synced as; guarded by mu.
+	last map[types.UID]*corev1.Pod
 }
 
 type fakePod struct {
@@ -57,6 +59,10 @@ func (f *fakeRuntime) SyncPod(_ context.Context, pod *corev1.Pod) (PodRuntimeSta
 		p = &fakePod{RunningPod: RunningPod{UID: pod.UID, Namespace: pod.Namespace, Name: pod.Name}, started: now}
 		f.pods[pod.UID] = p
 	}
+	if f.last == nil {
+		f.last = map[types.UID]*corev1.Pod{}
+	}
+	f.last[pod.UID] = pod.DeepCopy()
 	f.mu.Unlock()
 
 	rs := PodRuntimeStatus{SandboxReady: true, PodIPs: []string{"10.244.1.2"}}
@@ -64,6 +70,14 @@ func (f *fakeRuntime) SyncPod(_ context.Context, pod *corev1.Pod) (PodRuntimeSta
 	end := p.started.Add(fakeJobDuration)
 	for _, c := range pod.Spec.Containers {
 		id := "fake://" + string(pod.UID) + "/" + c.Name
+		if needsResolution(&c) {
+			// Like the CRI runtime: references reaching the runtime
+			// cannot be resolved there.
+			rs.Containers = append(rs.Containers, ContainerStatus{Name: c.Name, State: corev1.ContainerState{
+				Waiting: &corev1.ContainerStateWaiting{Reason: ReasonCreateContainerConfigError, Message: "unresolved reference"}}})
+			rs.Events = append(rs.Events, Event{Type: corev1.EventTypeWarning, Reason: "Failed", FieldPath: ContainerFieldPath(false, c.Name), Message: "Error: unresolved reference"})
+			continue
+		}
 		cs := ContainerStatus{Name: c.Name, ID: id, ImageID: strings.Replace(c.Image, ":", "@sha256:", 1)}
 		if exits && !now.Before(end) {
 			cs.State.Terminated = &corev1.ContainerStateTerminated{Reason: "Completed", ContainerID: id,
@@ -84,6 +98,13 @@ func (f *fakeRuntime) SyncPod(_ context.Context, pod *corev1.Pod) (PodRuntimeSta
 		rs.NextSyncAfter = end.Sub(now)
 	}
 	return rs, nil
+}
+
+// lastSynced returns the pod with uid as SyncPod last received it.
+func (f *fakeRuntime) lastSynced(uid types.UID) *corev1.Pod {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last[uid]
 }
 
 func (f *fakeRuntime) KillPod(_ context.Context, pod *corev1.Pod, _ time.Duration) error {

@@ -114,6 +114,7 @@ type Kubelet struct {
 	ownPods  bool                                         // immutable; whether Run must run pods
 	queue    workqueue.TypedRateLimitingInterface[string] // immutable; never nil; keys "namespace/name"
 	hostIPs  []string                                     // immutable
+	env      *envResolver                                 // immutable; never nil
 
 	registered chan struct{} // closed once the node is registered
 
@@ -167,6 +168,7 @@ func New(cfg Config) (*Kubelet, error) {
 		pods:       cfg.Pods,
 		registered: make(chan struct{}),
 		known:      map[string]types.UID{},
+		env:        newEnvResolver(cfg.Client),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubelet-" + cfg.NodeName, Clock: cfg.Clock},

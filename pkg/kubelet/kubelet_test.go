@@ -478,7 +478,8 @@ func TestJobPodSucceeds(t *testing.T) {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
 
-	// The terminal pod is cleaned from the runtime, and never written again.
+	// The terminal pod is never written again, and its containers stay
+	// in the runtime (for their logs) until the pod is deleted.
 	for range 2 {
 		if err := h.k.syncPod(ctx, "default/web"); err != nil {
 			t.Fatal(err)
@@ -487,8 +488,20 @@ func TestJobPodSucceeds(t *testing.T) {
 	if diff := cmp.Diff([]string(nil), h.writes()); diff != "" {
 		t.Errorf("terminal pod writes (-want +got):\n%s", diff)
 	}
+	if pods, _ := h.rt.ListPods(ctx); len(pods) != 1 {
+		t.Errorf("runtime holds %v after the pod succeeded, want the pod kept until deletion", pods)
+	}
+	if err := h.client.CoreV1().Pods("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k.pods.informer.GetIndexer().Delete(got); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k.syncPod(ctx, "default/web"); err != nil {
+		t.Fatal(err)
+	}
 	if pods, _ := h.rt.ListPods(ctx); len(pods) != 0 {
-		t.Errorf("runtime still holds %v after the pod succeeded", pods)
+		t.Errorf("runtime still holds %v after the terminal pod was deleted", pods)
 	}
 }
 

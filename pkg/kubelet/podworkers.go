@@ -41,8 +41,10 @@ func (k *Kubelet) processNext(ctx context.Context) bool {
 }
 
 // syncPod reconciles the runtime and the API status of the pod with key
-// "namespace/name": it runs a live pod, kills a deleted or terminal one,
-// finishes the deletion of a terminating one, and writes the pod status
+// "namespace/name": it runs a live pod (with the ConfigMap and Secret
+// references of its environment resolved), leaves a terminal one alone
+// until it is deleted, kills a deleted one, finishes the deletion of a
+// terminating one, and writes the pod status
 // only when it changed, so a converged pod costs no API writes.
 func (k *Kubelet) syncPod(ctx context.Context, key string) error {
 	pod, exists := k.pods.get(key)
@@ -66,22 +68,20 @@ func (k *Kubelet) syncPod(ctx context.Context, key string) error {
 	case pod.DeletionTimestamp != nil:
 		return k.terminatePod(ctx, key, pod)
 	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
-		// A terminal pod never runs again; release what the runtime
-		// still holds for it (its sandbox and IP).
-		if pod.UID != knownUID {
-			return nil
-		}
-		if err := k.cfg.Runtime.KillPod(ctx, pod, 0); err != nil {
-			return fmt.Errorf("cleaning up terminal pod %s: %w", key, err)
-		}
-		k.forget(key, pod.UID)
+		// A terminal pod never runs again, but its exited containers
+		// stay in the runtime until the pod object is deleted, so that
+		// their logs and exit states remain readable (upstream keeps
+		// them for the same reason). The deletion (terminatePod) or a
+		// force deletion (killOrphan) releases them.
 		return nil
 	}
 
 	k.mu.Lock()
 	k.known[key] = pod.UID
 	k.mu.Unlock()
-	rs, syncErr := k.cfg.Runtime.SyncPod(ctx, pod)
+	resolved, envErrs := k.env.resolve(ctx, pod)
+	rs, syncErr := k.cfg.Runtime.SyncPod(ctx, resolved)
+	explainEnvErrors(&rs, envErrs)
 	for _, e := range rs.Events {
 		k.recordPodEvent(pod, e)
 	}
@@ -133,6 +133,7 @@ func (k *Kubelet) terminatePod(ctx context.Context, key string, pod *corev1.Pod)
 		return fmt.Errorf("killing pod %s: %w", key, err)
 	}
 	k.forget(key, pod.UID)
+	k.env.forget(pod.UID)
 	uid := pod.UID
 	err := k.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: new(int64(0)),
@@ -157,6 +158,7 @@ func (k *Kubelet) killOrphan(ctx context.Context, key string, uid types.UID) err
 		return fmt.Errorf("killing orphaned pod %s (uid %s): %w", key, uid, err)
 	}
 	k.forget(key, uid)
+	k.env.forget(uid)
 	return nil
 }
 

@@ -1,0 +1,134 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/skiff-project/skiff/pkg/images"
+)
+
+// pauseSourceDir is where the pause image's Go source lives in the tree.
+const pauseSourceDir = "test/images/pause"
+
+// ensureImages imports every tarball of the images directory, then builds
+// and imports the pause and busybox images if the runtime still lacks
+// them. Without a pause image no pod can start, so failing to provide it
+// is an error for the private containerd; an external runtime may pull it.
+func ensureImages(ctx context.Context, cfg Config, paths Paths, rt *nodeRuntime) error {
+	logger := klog.FromContext(ctx)
+	start := time.Now()
+	// Images go in through containerd's API with ctr, so an external
+	// runtime only gets them when it is a containerd too.
+	socket := strings.TrimPrefix(cfg.ContainerRuntimeEndpoint, "unix://")
+	if socket == "" {
+		socket = paths.Socket()
+	}
+	imported, err := images.ImportDir(ctx, "", socket, paths.Images)
+	if err != nil {
+		return fmt.Errorf("agent: importing %s: %w", paths.Images, err)
+	}
+
+	havePause, err := hasImage(ctx, rt, images.PauseRef)
+	if err != nil {
+		return err
+	}
+	if !havePause {
+		err := buildAndImport(ctx, socket, paths, "pause", func(tar string) error {
+			src, err := findPauseSource(cfg.SourceDir)
+			if err != nil {
+				return err
+			}
+			bin := filepath.Join(paths.Cache, "pause")
+			if err := images.BuildGoBinary(ctx, src, bin); err != nil {
+				return err
+			}
+			_, err = images.WriteTarball(tar, images.PauseSpec(bin))
+			return err
+		})
+		if err != nil {
+			err = fmt.Errorf("agent: no %s image: put its tarball in %s, or run from Skiff's source tree: %w", images.PauseRef, paths.Images, err)
+			if rt.private {
+				return err
+			}
+			logger.Error(err, "continuing; the runtime must pull it")
+		}
+	}
+
+	haveBusybox, err := hasImage(ctx, rt, images.BusyboxRef)
+	if err != nil {
+		return err
+	}
+	if !haveBusybox {
+		if _, statErr := os.Stat(cfg.Busybox); statErr == nil {
+			err := buildAndImport(ctx, socket, paths, "busybox", func(tar string) error {
+				spec, err := images.BusyboxSpec(ctx, cfg.Busybox)
+				if err != nil {
+					return err
+				}
+				_, err = images.WriteTarball(tar, spec)
+				return err
+			})
+			if err != nil {
+				logger.Error(err, "building the busybox image; continuing without it")
+			}
+		}
+	}
+	logger.V(1).Info("images ready", "imported", len(imported), "after", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// buildAndImport writes an image tarball to the cache with build and
+// imports it.
+func buildAndImport(ctx context.Context, socket string, paths Paths, name string, build func(tar string) error) error {
+	tar := filepath.Join(paths.Cache, name+".tar")
+	if err := build(tar); err != nil {
+		return fmt.Errorf("building the %s image: %w", name, err)
+	}
+	if err := images.Import(ctx, "", socket, tar); err != nil {
+		return err
+	}
+	return nil
+}
+
+// hasImage reports whether the runtime holds ref.
+func hasImage(ctx context.Context, rt *nodeRuntime, ref string) (bool, error) {
+	st, err := rt.conn.Images.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: ref}, false)
+	if err != nil {
+		return false, fmt.Errorf("agent: image status of %s: %w", ref, err)
+	}
+	return st.GetImage() != nil, nil
+}
+
+// findPauseSource returns the pause image's source directory: under dir
+// when given, else under the first ancestor of the working directory that
+// holds it.
+func findPauseSource(dir string) (string, error) {
+	if dir != "" {
+		p := filepath.Join(dir, pauseSourceDir)
+		if _, err := os.Stat(filepath.Join(p, "main.go")); err != nil {
+			return "", fmt.Errorf("pause source in %s: %w", dir, err)
+		}
+		return p, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("working directory: %w", err)
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		p := filepath.Join(d, pauseSourceDir)
+		if _, err := os.Stat(filepath.Join(p, "main.go")); err == nil {
+			return p, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", errors.New("no " + pauseSourceDir + " above the working directory")
+		}
+	}
+}
