@@ -34,8 +34,11 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -50,6 +53,7 @@ import (
 
 	"github.com/skiff-project/skiff/pkg/kubelet"
 	"github.com/skiff-project/skiff/pkg/kubelet/criruntime"
+	kserver "github.com/skiff-project/skiff/pkg/kubelet/server"
 )
 
 // Defaults of Config.
@@ -132,7 +136,22 @@ type Config struct {
 	// NodeStatusUpdateFrequency is the kubelet's node status period; the
 	// kubelet default when zero.
 	NodeStatusUpdateFrequency time.Duration
+
+	// KubeletTLS, when set, makes the agent serve the kubelet's HTTPS API
+	// (logs, exec, attach, port-forward) on KubeletPort for the API server.
+	KubeletTLS *KubeletTLS
 }
+
+// KubeletTLS is the kubelet API server's TLS material.
+type KubeletTLS struct {
+	// Certificate is the kubelet's serving certificate.
+	Certificate tls.Certificate
+	// ClientCAs verify callers' client certificates (the API server's).
+	ClientCAs *x509.CertPool
+}
+
+// KubeletPort is the kubelet API's port, upstream's 10250.
+const KubeletPort = 10250
 
 // Paths are the agent's directories under a data directory.
 type Paths struct {
@@ -311,6 +330,22 @@ func Run(ctx context.Context, cfg Config) error {
 			case <-rt.proc.Exited():
 				logger.Error(nil, "containerd exited; stopping the agent")
 				cancel()
+			}
+		})
+	}
+	if cfg.KubeletTLS != nil {
+		srv, err := kserver.New(kserver.Config{Runtime: kserver.CRI{Runtime: rt.conn.Runtime},
+			Certificate: &cfg.KubeletTLS.Certificate, ClientCAs: cfg.KubeletTLS.ClientCAs})
+		if err != nil {
+			return fmt.Errorf("agent: kubelet API: %w", err)
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf(":%d", KubeletPort))
+		if err != nil {
+			return fmt.Errorf("agent: kubelet API: listen on :%d: %w (is another kubelet running?)", KubeletPort, err)
+		}
+		wg.Go(func() {
+			if err := srv.Serve(ctx, ln); err != nil && ctx.Err() == nil {
+				logger.Error(err, "kubelet API stopped")
 			}
 		})
 	}

@@ -15,8 +15,16 @@ import (
 	"github.com/skiff-project/skiff/pkg/images"
 )
 
-// pauseSourceDir is where the pause image's Go source lives in the tree.
-const pauseSourceDir = "test/images/pause"
+// pauseSourceDir and webSourceDir are where the Go sources of the pause
+// image and of the "nginx:1.25" test web server live in the tree.
+const (
+	pauseSourceDir = "test/images/pause"
+	webSourceDir   = "test/images/web"
+	// webRef is the name the test web server is imported under, so the
+	// seed's `kubectl create deployment web --image=nginx:1.25` runs
+	// without a registry.
+	webRef = "docker.io/library/nginx:1.25"
+)
 
 // ensureImages imports every tarball of the images directory, then builds
 // and imports the pause and busybox images if the runtime still lacks
@@ -42,7 +50,7 @@ func ensureImages(ctx context.Context, cfg Config, paths Paths, rt *nodeRuntime)
 	}
 	if !havePause {
 		err := buildAndImport(ctx, socket, paths, "pause", func(tar string) error {
-			src, err := findPauseSource(cfg.SourceDir)
+			src, err := findSource(cfg.SourceDir, pauseSourceDir)
 			if err != nil {
 				return err
 			}
@@ -81,6 +89,26 @@ func ensureImages(ctx context.Context, cfg Config, paths Paths, rt *nodeRuntime)
 			}
 		}
 	}
+	haveWeb, err := hasImage(ctx, rt, webRef)
+	if err != nil {
+		return err
+	}
+	if !haveWeb {
+		if src, srcErr := findSource(cfg.SourceDir, webSourceDir); srcErr == nil {
+			err := buildAndImport(ctx, socket, paths, "web", func(tar string) error {
+				bin := filepath.Join(paths.Cache, "web")
+				if err := images.BuildGoBinary(ctx, src, bin); err != nil {
+					return err
+				}
+				_, err := images.WriteTarball(tar, images.Spec{Ref: webRef,
+					Files: []images.File{{Path: "/usr/sbin/nginx", Src: bin, Mode: 0o755}}, Entrypoint: []string{"/usr/sbin/nginx"}})
+				return err
+			})
+			if err != nil {
+				logger.Error(err, "building the nginx:1.25 test image; continuing without it")
+			}
+		}
+	}
 	logger.V(1).Info("images ready", "imported", len(imported), "after", time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -107,14 +135,14 @@ func hasImage(ctx context.Context, rt *nodeRuntime, ref string) (bool, error) {
 	return st.GetImage() != nil, nil
 }
 
-// findPauseSource returns the pause image's source directory: under dir
-// when given, else under the first ancestor of the working directory that
-// holds it.
-func findPauseSource(dir string) (string, error) {
+// findSource returns an image's source directory rel: under dir when
+// given, else under the first ancestor of the working directory that holds
+// it.
+func findSource(dir, rel string) (string, error) {
 	if dir != "" {
-		p := filepath.Join(dir, pauseSourceDir)
+		p := filepath.Join(dir, rel)
 		if _, err := os.Stat(filepath.Join(p, "main.go")); err != nil {
-			return "", fmt.Errorf("pause source in %s: %w", dir, err)
+			return "", fmt.Errorf("image source in %s: %w", dir, err)
 		}
 		return p, nil
 	}
@@ -123,12 +151,12 @@ func findPauseSource(dir string) (string, error) {
 		return "", fmt.Errorf("working directory: %w", err)
 	}
 	for d := wd; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, pauseSourceDir)
+		p := filepath.Join(d, rel)
 		if _, err := os.Stat(filepath.Join(p, "main.go")); err == nil {
 			return p, nil
 		}
 		if filepath.Dir(d) == d {
-			return "", errors.New("no " + pauseSourceDir + " above the working directory")
+			return "", errors.New("no " + rel + " above the working directory")
 		}
 	}
 }

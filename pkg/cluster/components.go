@@ -68,6 +68,9 @@ func startComponents(ctx context.Context, cfg ServerConfig, pki *PKI) *runningCo
 	run("scheduler", func(ctx context.Context) error {
 		return RunScheduler(ctx, SchedulerOptions{Config: loopback, LeaderElect: true})
 	})
+	if !cfg.DisableAgent {
+		run("agent", func(ctx context.Context) error { return runAgent(ctx, cfg, loopback, pki) })
+	}
 	return rc
 }
 

@@ -371,6 +371,22 @@ func (p *PKI) IssueClientCert(cn string, orgs []string, validity time.Duration) 
 	return certPEM, keyPEM, nil
 }
 
+// IssueServingCert signs a serving certificate for cn with the given IP
+// and DNS SANs (a kubelet's HTTPS port), valid for validity but never beyond
+// the CA's expiry. Nothing is written to disk. Safe for concurrent use.
+func (p *PKI) IssueServingCert(cn string, ips []net.IP, dnsNames []string, validity time.Duration) (certPEM, keyPEM []byte, err error) {
+	certPEM, keyPEM, err = p.issue(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: ips,
+		DNSNames:    dnsNames,
+	}, time.Now(), validity)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: issue serving certificate: %w", err)
+	}
+	return certPEM, keyPEM, nil
+}
+
 func (p *PKI) issueClientCert(cn string, orgs []string, now time.Time, validity time.Duration) ([]byte, []byte, error) {
 	if cn == "" {
 		return nil, nil, errors.New("empty common name; pass the user name")

@@ -106,6 +106,11 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	if err != nil {
 		return fmt.Errorf("build API server: %w", err)
 	}
+	kubeletClient, err := kubeletClientTLS(pki)
+	if err != nil {
+		return err
+	}
+	srv.SetKubeletClient(kubeletClient)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another server running? pick another --secure-port)", addr, err)
