@@ -53,10 +53,14 @@ Roles (one binary, many roles):
                        --kubeconfig)
   skiff sim --nodes N  N simulated nodes (the real kubelet code with a
                        simulated runtime) for scale tests
-  skiff bench ...      benchmarks to run against a cluster (api, startup)
+  skiff agent          the node agent alone (kubelet on a private containerd)
+                       against a cluster's --kubeconfig
+  skiff image import   load image tarballs into this node's containerd
+  skiff bench ...      benchmarks to run against a cluster (api, startup,
+                       scheduling)
 
-Planned roles, not available in this build: agent (a worker node joining with
---server and --token); apiserver, kubelet and proxy alone.
+Planned roles, not available in this build: joining agents with --server and
+--token; the apiserver, service proxy and DNS alone.
 
 Quick start (as root):
   skiff server &                 # data in /var/lib/skiff
