@@ -2,9 +2,7 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
+	"github.com/skiff-project/skiff/pkg/containerd/containerdtest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -89,9 +87,9 @@ func TestAgentRunsRealPods(t *testing.T) {
 	client := srv.Client
 	ctx := context.Background()
 
-	suffix := randomHex(t, 3)
+	suffix := containerdtest.RandomHex(t, 3)
 	dataDir := t.TempDir()
-	cidr := freeCIDR(t)
+	cidr := containerdtest.FreeCIDR(t, 214)
 	cfg := Config{
 		RestConfig:                srv.Config,
 		NodeName:                  "agent-test-" + suffix,
@@ -309,50 +307,4 @@ func waitFor[T any](t *testing.T, timeout time.Duration, what string, f func() (
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func randomHex(t *testing.T, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-// freeCIDR picks a 10.214.x.0/24 that no route on the host overlaps.
-func freeCIDR(t *testing.T) netip.Prefix {
-	t.Helper()
-	out, err := exec.Command("ip", "-4", "route", "show").Output()
-	if err != nil {
-		t.Fatalf("listing routes: %v", err)
-	}
-	var used []netip.Prefix
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] == "default" {
-			continue
-		}
-		if !strings.Contains(f[0], "/") {
-			f[0] += "/32"
-		}
-		if p, err := netip.ParsePrefix(f[0]); err == nil {
-			used = append(used, p)
-		}
-	}
-	b := make([]byte, 1)
-	for range 64 {
-		if _, err := rand.Read(b); err != nil {
-			t.Fatal(err)
-		}
-		cand := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 214, b[0], 0}), 24)
-		free := true
-		for _, u := range used {
-			free = free && !u.Overlaps(cand)
-		}
-		if free {
-			return cand
-		}
-	}
-	t.Fatal(errors.New("no free /24 in 10.214.0.0/16"))
-	return netip.Prefix{}
 }

@@ -2,9 +2,8 @@ package criruntime
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
+	"github.com/skiff-project/skiff/pkg/containerd/containerdtest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -54,8 +53,8 @@ func newTestEnv(t *testing.T) *testEnv {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	suffix := randomHex(t, 3)
-	e := &testEnv{cidr: freeCIDR(t), cgroupRoot: "/skiff-test-" + suffix}
+	suffix := containerdtest.RandomHex(t, 3)
+	e := &testEnv{cidr: containerdtest.FreeCIDR(t, 213), cgroupRoot: "/skiff-test-" + suffix}
 	dir := t.TempDir()
 	e.logsRoot = filepath.Join(dir, "pods")
 	cgroups, err := newCgroupManager(DefaultCgroupfsRoot)
@@ -149,52 +148,6 @@ func (e *testEnv) runtime(t *testing.T, mutate func(*Config)) *Runtime {
 		t.Fatal(err)
 	}
 	return r
-}
-
-func randomHex(t *testing.T, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-// freeCIDR picks a 10.213.x.0/24 that no route on the host overlaps.
-func freeCIDR(t *testing.T) netip.Prefix {
-	t.Helper()
-	out, err := exec.Command("ip", "-4", "route", "show").Output()
-	if err != nil {
-		t.Fatalf("listing routes: %v", err)
-	}
-	var used []netip.Prefix
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] == "default" {
-			continue
-		}
-		if !strings.Contains(f[0], "/") {
-			f[0] += "/32"
-		}
-		if p, err := netip.ParsePrefix(f[0]); err == nil {
-			used = append(used, p)
-		}
-	}
-	b := make([]byte, 1)
-	for range 64 {
-		if _, err := rand.Read(b); err != nil {
-			t.Fatal(err)
-		}
-		cand := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 213, b[0], 0}), 24)
-		free := true
-		for _, u := range used {
-			free = free && !u.Overlaps(cand)
-		}
-		if free {
-			return cand
-		}
-	}
-	t.Fatal("no free /24 in 10.213.0.0/16")
-	return netip.Prefix{}
 }
 
 // timedRuntime records the latency of the CRI calls a pod start makes.

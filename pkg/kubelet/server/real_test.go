@@ -12,11 +12,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/skiff-project/skiff/pkg/containerd/containerdtest"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -155,7 +155,7 @@ func newRealEnv(t *testing.T) *realEnv {
 	})
 	proc, err := containerd.Start(ctx, containerd.Config{
 		Dir:              filepath.Join(dir, "ctrd"),
-		PodCIDR:          freeCIDR(t).String(),
+		PodCIDR:          containerdtest.FreeCIDR(t, 215).String(),
 		BridgeName:       "skk" + suffix,
 		NetworkName:      "skiff-kls-" + suffix,
 		RestoreIPForward: true,
@@ -222,44 +222,6 @@ func removeCgroupTree(dir string) {
 	for i := len(dirs) - 1; i >= 0; i-- {
 		_ = os.Remove(dirs[i])
 	}
-}
-
-// freeCIDR picks a 10.214.x.0/24 that no route on the host overlaps.
-func freeCIDR(t *testing.T) netip.Prefix {
-	t.Helper()
-	out, err := exec.Command("ip", "-4", "route", "show").Output()
-	if err != nil {
-		t.Fatalf("listing routes: %v", err)
-	}
-	var used []netip.Prefix
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] == "default" {
-			continue
-		}
-		if !strings.Contains(f[0], "/") {
-			f[0] += "/32"
-		}
-		if p, err := netip.ParsePrefix(f[0]); err == nil {
-			used = append(used, p)
-		}
-	}
-	b := make([]byte, 1)
-	for range 64 {
-		if _, err := rand.Read(b); err != nil {
-			t.Fatal(err)
-		}
-		cand := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 214, b[0], 0}), 24)
-		free := true
-		for _, u := range used {
-			free = free && !u.Overlaps(cand)
-		}
-		if free {
-			return cand
-		}
-	}
-	t.Fatal("no free /24 in 10.214.0.0/16")
-	return netip.Prefix{}
 }
 
 func streamPod() *corev1.Pod {
