@@ -97,7 +97,9 @@ func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, code int, m
 // protobuf when that is all the client accepts).
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := toStatus(err)
-	if status.Code >= 500 {
+	// Only internal errors are worth a log line; 503/504 are expected
+	// (no kubelet yet, a watch cache catching up) and clients retry them.
+	if status.Code == http.StatusInternalServerError {
 		klog.ErrorS(err, "request failed", "method", r.Method, "path", r.URL.Path)
 	}
 	info, ok := runtime.SerializerInfoForMediaType(s.codecs.SupportedMediaTypes(), "application/json")

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"bytes"
 	"flag"
 	"io"
+	"os"
 	"strconv"
 
 	"k8s.io/klog/v2"
@@ -22,10 +24,25 @@ func ConfigureLogging(level int) {
 	}
 	_ = fs.Set("logtostderr", "false")
 	_ = fs.Set("alsologtostderr", "false")
-	_ = fs.Set("stderrthreshold", "WARNING")
-	// With logtostderr off klog would write files under /tmp; a discarding
-	// writer per severity keeps it from creating them.
-	for _, sev := range []string{"INFO", "WARNING", "ERROR", "FATAL"} {
-		klog.SetOutputBySeverity(sev, io.Discard)
+	_ = fs.Set("stderrthreshold", "FATAL")
+	// With logtostderr off klog writes each message to the writer of its
+	// severity and of every lower one (and would create files under /tmp
+	// without writers). Warnings and errors reach stderr once, through the
+	// WARNING writer, minus known noise.
+	klog.SetOutputBySeverity("INFO", io.Discard)
+	klog.SetOutputBySeverity("WARNING", noiseFilter{os.Stderr})
+	klog.SetOutputBySeverity("ERROR", io.Discard)
+	klog.SetOutputBySeverity("FATAL", io.Discard)
+}
+
+// noiseFilter drops log lines that report normal operation as errors: the
+// WebSocket stream library logs "use of closed network connection" every
+// time an exec session ends.
+type noiseFilter struct{ w io.Writer }
+
+func (f noiseFilter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("use of closed network connection")) {
+		return len(p), nil
 	}
+	return f.w.Write(p)
 }
