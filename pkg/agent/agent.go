@@ -14,6 +14,8 @@
 //	                               tarball here to avoid building it
 //	<data-dir>/agent/pods-logs/    container logs, <ns>_<pod>_<uid>/<c>/<n>.log
 //	<data-dir>/agent/cache/        images the agent built itself
+//	<data-dir>/agent/pods/         pod volumes, <uid>/volumes/<plugin>/<name>
+//	                               (pkg/kubelet/volume), removed with the pod
 //
 // # Restarts keep containers
 //
@@ -54,6 +56,7 @@ import (
 	"github.com/skiff-project/skiff/pkg/kubelet"
 	"github.com/skiff-project/skiff/pkg/kubelet/criruntime"
 	kserver "github.com/skiff-project/skiff/pkg/kubelet/server"
+	"github.com/skiff-project/skiff/pkg/kubelet/volume"
 )
 
 // Defaults of Config.
@@ -160,6 +163,7 @@ type Paths struct {
 	Images     string // tarballs imported at start
 	PodLogs    string // pod log directories
 	Cache      string // images the agent built
+	Pods       string // pod directories (volumes)
 }
 
 // PathsFor returns the agent's paths under dataDir.
@@ -171,6 +175,7 @@ func PathsFor(dataDir string) Paths {
 		Images:     filepath.Join(dir, "images"),
 		PodLogs:    filepath.Join(dir, "pods-logs"),
 		Cache:      filepath.Join(dir, "cache"),
+		Pods:       filepath.Join(dir, "pods"),
 	}
 }
 
@@ -232,7 +237,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx = klog.NewContext(ctx, logger)
 	start := time.Now()
 	paths := PathsFor(cfg.DataDir)
-	for _, d := range []string{paths.Dir, paths.Images, paths.PodLogs, paths.Cache} {
+	for _, d := range []string{paths.Dir, paths.Images, paths.PodLogs, paths.Cache, paths.Pods} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("agent: creating %s: %w", d, err)
 		}
@@ -279,6 +284,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	volumes, err := volume.New(volume.Config{PodsDir: paths.Pods, Client: client, NodeAllocatable: capacity})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
 	cri, err := criruntime.New(criruntime.Config{
 		Runtime:        rt.conn.Runtime,
 		Images:         rt.conn.Images,
@@ -289,6 +298,7 @@ func Run(ctx context.Context, cfg Config) error {
 		ClusterDomain:  cfg.ClusterDomain,
 		PollInterval:   cfg.PollInterval,
 		PodCIDRChanged: rt.setPodCIDR,
+		Volumes:        volumes,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -303,6 +313,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Addresses:                 addrs,
 		SystemInfo:                systemInfo(),
 		NodeStatusUpdateFrequency: cfg.NodeStatusUpdateFrequency,
+		Volumes:                   volumes,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -62,6 +63,25 @@ func (g *podCIDRGate) SyncPod(ctx context.Context, pod *corev1.Pod) (kubelet.Pod
 	default:
 		return kubelet.PodRuntimeStatus{NextSyncAfter: networkWaitRetry}, nil
 	}
+}
+
+// ExecSync passes through to the CRI runtime, so that the kubelet runs
+// container probes.
+func (g *podCIDRGate) ExecSync(ctx context.Context, containerID string, cmd []string, timeout time.Duration) ([]byte, int32, error) {
+	pr, ok := g.Runtime.(kubelet.ProbingRuntime)
+	if !ok {
+		return nil, 0, errors.New("agent: the runtime cannot exec in containers")
+	}
+	return pr.ExecSync(ctx, containerID, cmd, timeout)
+}
+
+// KillContainer passes through to the CRI runtime.
+func (g *podCIDRGate) KillContainer(ctx context.Context, pod *corev1.Pod, containerID string, gracePeriod time.Duration) error {
+	pr, ok := g.Runtime.(kubelet.ProbingRuntime)
+	if !ok {
+		return errors.New("agent: the runtime cannot kill single containers")
+	}
+	return pr.KillContainer(ctx, pod, containerID, gracePeriod)
 }
 
 // hasCIDR reports whether a range has been applied.

@@ -201,6 +201,10 @@ func Cleanup(ctx context.Context, dataDir, bridgeName, cgroupRoot string) error 
 	errs = append(errs, killShims(paths.Socket()))
 	mounts, err := containerd.MountsUnder(paths.Containerd)
 	errs = append(errs, err)
+	// Pod volumes (tmpfs for secrets, memory emptyDirs) live under Pods.
+	podMounts, err := containerd.MountsUnder(paths.Pods)
+	errs = append(errs, err)
+	mounts = append(mounts, podMounts...)
 	for _, m := range mounts {
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
 			errs = append(errs, fmt.Errorf("unmounting %s: %w", m, err))
@@ -221,6 +225,9 @@ func Cleanup(ctx context.Context, dataDir, bridgeName, cgroupRoot string) error 
 	if filepath.Clean(cgroupRoot) != "/" {
 		// A dedicated root goes too, when nothing else lives in it.
 		removeEmptyCgroup(cgroupRoot)
+	}
+	if err := os.RemoveAll(paths.Pods); err != nil {
+		errs = append(errs, fmt.Errorf("removing pod volumes %s: %w", paths.Pods, err))
 	}
 	for _, f := range []string{paths.Socket(), paths.Socket() + ".ttrpc", paths.pidFile()} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -30,6 +30,8 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/skiff-project/skiff/pkg/kubelet/prober"
 )
 
 // Defaults for the zero values of Config, as upstream's kubelet has them.
@@ -102,6 +104,11 @@ type Config struct {
 	ResyncInterval time.Duration
 	// Workers is the number of pod workers (4); 1 suits a hollow node.
 	Workers int
+
+	// Volumes, when set, materialises the pods' volumes on the host
+	// before each SyncPod and removes them once a pod is killed for
+	// good. Runtimes that mount nothing (the simulated one) leave it nil.
+	Volumes VolumeManager
 }
 
 // Kubelet is the node agent of one node. Create it with New and start it
@@ -115,6 +122,9 @@ type Kubelet struct {
 	queue    workqueue.TypedRateLimitingInterface[string] // immutable; never nil; keys "namespace/name"
 	hostIPs  []string                                     // immutable
 	env      *envResolver                                 // immutable; never nil
+	// probes runs container probes; immutable; nil when the runtime is
+	// not a ProbingRuntime (probing is then skipped, see there).
+	probes *prober.Manager
 
 	registered chan struct{} // closed once the node is registered
 
@@ -186,6 +196,16 @@ func New(cfg Config) (*Kubelet, error) {
 		k.events = record.NewBroadcaster(record.WithContext(context.Background()))
 		k.recorder = k.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: cfg.NodeName})
 	}
+	if pr, ok := cfg.Runtime.(ProbingRuntime); ok {
+		k.probes = prober.New(prober.Config{
+			Executor: prober.NewExecutor(pr),
+			Clock:    cfg.Clock,
+			Changed:  k.queue.Add,
+			Event: func(pod *corev1.Pod, container, eventType, reason, message string) {
+				k.recordPodEvent(pod, Event{Type: eventType, Reason: reason, Message: message, FieldPath: ContainerFieldPath(false, container)})
+			},
+		})
+	}
 	return k, nil
 }
 
@@ -210,6 +230,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer k.probes.Stop()
 
 	if k.events != nil {
 		k.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.cfg.Client.CoreV1().Events("")})

@@ -153,8 +153,9 @@ func findStatus(observed []ContainerStatus, name string) *ContainerStatus {
 
 // containerStatuses lists one status per spec container, in spec order.
 // Containers the runtime has not created yet are Waiting with
-// waitReason. There are no probes yet: a running container is started and
-// ready, an init container is ready once it completed successfully.
+// waitReason. A running container is started and ready unless its probes
+// say otherwise (NotStarted, Unready); an init container is ready once it
+// completed successfully.
 func containerStatuses(specs []corev1.Container, observed []ContainerStatus, init bool, waitReason string) []corev1.ContainerStatus {
 	if len(specs) == 0 {
 		return nil
@@ -179,9 +180,9 @@ func containerStatuses(specs []corev1.Container, observed []ContainerStatus, ini
 		if init {
 			cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
 		} else {
-			cs.Ready = running
+			cs.Ready = running && !o.Unready && !o.NotStarted
 		}
-		cs.Started = new(running)
+		cs.Started = new(running && !o.NotStarted)
 		out = append(out, cs)
 	}
 	return out

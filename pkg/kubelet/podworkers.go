@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+
+	"github.com/skiff-project/skiff/pkg/kubelet/prober"
 )
 
 // maxSyncRetries bounds the rate-limited retries of a failing pod sync; the
@@ -80,8 +82,12 @@ func (k *Kubelet) syncPod(ctx context.Context, key string) error {
 	k.known[key] = pod.UID
 	k.mu.Unlock()
 	resolved, envErrs := k.env.resolve(ctx, pod)
-	rs, syncErr := k.cfg.Runtime.SyncPod(ctx, resolved)
+	rs, syncErr := k.syncRuntimePod(ctx, pod, resolved)
 	explainEnvErrors(&rs, envErrs)
+	if k.probes != nil && k.applyProbes(ctx, pod, &rs) {
+		// Killed for failing a probe: the next sync restarts it.
+		k.queue.Add(key)
+	}
 	for _, e := range rs.Events {
 		k.recordPodEvent(pod, e)
 	}
@@ -132,8 +138,14 @@ func (k *Kubelet) terminatePod(ctx context.Context, key string, pod *corev1.Pod)
 	if err := k.cfg.Runtime.KillPod(ctx, pod, grace); err != nil {
 		return fmt.Errorf("killing pod %s: %w", key, err)
 	}
+	if err := k.tearDownVolumes(pod.UID); err != nil {
+		return fmt.Errorf("killing pod %s: %w", key, err)
+	}
 	k.forget(key, pod.UID)
 	k.env.forget(pod.UID)
+	if k.probes != nil {
+		k.probes.Remove(pod.UID)
+	}
 	uid := pod.UID
 	err := k.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: new(int64(0)),
@@ -157,8 +169,83 @@ func (k *Kubelet) killOrphan(ctx context.Context, key string, uid types.UID) err
 	if err := k.cfg.Runtime.KillPod(ctx, orphan, 0); err != nil {
 		return fmt.Errorf("killing orphaned pod %s (uid %s): %w", key, uid, err)
 	}
+	if err := k.tearDownVolumes(uid); err != nil {
+		return fmt.Errorf("killing orphaned pod %s (uid %s): %w", key, uid, err)
+	}
 	k.forget(key, uid)
 	k.env.forget(uid)
+	if k.probes != nil {
+		k.probes.Remove(uid)
+	}
+	return nil
+}
+
+// applyProbes starts and stops the probes of the pod's containers for what
+// the runtime observed, marks in rs which running containers their probes
+// say are not started or not ready, and kills those that failed their
+// liveness or startup probe. It reports whether it killed one.
+func (k *Kubelet) applyProbes(ctx context.Context, pod *corev1.Pod, rs *PodRuntimeStatus) bool {
+	observed := make([]prober.Container, 0, len(rs.Containers))
+	for _, c := range rs.Containers {
+		pc := prober.Container{Name: c.Name, ID: c.ID, Running: c.State.Running != nil}
+		if pc.Running {
+			pc.StartedAt = c.State.Running.StartedAt.Time
+		}
+		observed = append(observed, pc)
+	}
+	verdicts := k.probes.Sync(ctx, pod, rs.PodIPs, observed)
+	killed := false
+	for i := range rs.Containers {
+		c := &rs.Containers[i]
+		v, ok := verdicts[c.Name]
+		if !ok {
+			continue
+		}
+		c.Unready, c.NotStarted = !v.Ready, !v.Started
+		if v.Kill == "" {
+			continue
+		}
+		k.recordPodEvent(pod, Event{Type: corev1.EventTypeNormal, Reason: "Killing", Message: v.Kill, FieldPath: ContainerFieldPath(false, c.Name)})
+		if err := k.cfg.Runtime.(ProbingRuntime).KillContainer(ctx, pod, c.ID, v.KillGrace); err != nil {
+			klog.FromContext(ctx).Error(err, "killing unhealthy container", "pod", klog.KObj(pod), "container", c.Name)
+			continue
+		}
+		killed = true
+	}
+	return killed
+}
+
+// syncRuntimePod sets up the volumes of pod (when the kubelet has a volume
+// manager), recording a FailedMount event for a failure, then syncs
+// resolved, pod with its environment resolved, in the runtime. While a
+// volume is missing the runtime is not called, so the containers stay
+// waiting with reason ContainerCreating, and the error asks for a retry.
+func (k *Kubelet) syncRuntimePod(ctx context.Context, pod, resolved *corev1.Pod) (PodRuntimeStatus, error) {
+	if k.cfg.Volumes != nil {
+		ready, err := k.cfg.Volumes.SetUp(ctx, pod)
+		if err != nil {
+			k.recordPodEvent(pod, Event{Type: corev1.EventTypeWarning, Reason: ReasonFailedMount, Message: err.Error()})
+		}
+		if !ready {
+			return PodRuntimeStatus{}, fmt.Errorf("setting up volumes: %w", err)
+		}
+	}
+	return k.cfg.Runtime.SyncPod(ctx, resolved)
+}
+
+// ReasonFailedMount is the reason of the event recorded when a pod volume
+// cannot be set up, as upstream spells it.
+const ReasonFailedMount = "FailedMount"
+
+// tearDownVolumes removes the volumes of the pod with uid, if the kubelet
+// has a volume manager.
+func (k *Kubelet) tearDownVolumes(uid types.UID) error {
+	if k.cfg.Volumes == nil {
+		return nil
+	}
+	if err := k.cfg.Volumes.TearDown(uid); err != nil {
+		return fmt.Errorf("tearing down volumes: %w", err)
+	}
 	return nil
 }
 

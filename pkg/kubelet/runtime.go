@@ -104,6 +104,29 @@ type ContainerStatus struct {
 	LastTerminationState corev1.ContainerState
 	// RestartCount counts restarts of the container.
 	RestartCount int32
+	// Unready and NotStarted are set by the kubelet from the container's
+	// readiness and startup probes; runtimes leave them false. A running
+	// container is ready and started unless they say otherwise.
+	Unready, NotStarted bool
+}
+
+// ProbingRuntime is implemented by runtimes whose containers the kubelet
+// probes (the CRI runtime). For a Runtime that does not implement it, such
+// as the simulated one, probes are never run: a running container counts
+// as started, ready and alive, as if every probe succeeded.
+type ProbingRuntime interface {
+	Runtime
+	// ExecSync runs cmd in the container with containerID
+	// ("<runtime>://<id>") and returns its combined output and exit
+	// code. A command still running after timeout is killed and
+	// reported as an error wrapping context.DeadlineExceeded; other
+	// errors mean the command could not be run.
+	ExecSync(ctx context.Context, containerID string, cmd []string, timeout time.Duration) (output []byte, exitCode int32, err error)
+	// KillContainer stops the container with containerID of pod, giving
+	// it up to gracePeriod to exit; the next SyncPod restarts it as the
+	// pod's restart policy says. Killing a container that is gone is
+	// not an error.
+	KillContainer(ctx context.Context, pod *corev1.Pod, containerID string, gracePeriod time.Duration) error
 }
 
 // Event is something that happened to a pod inside the runtime, recorded
@@ -128,4 +151,20 @@ func ContainerFieldPath(init bool, name string) string {
 		return "spec.initContainers{" + name + "}"
 	}
 	return "spec.containers{" + name + "}"
+}
+
+// VolumeManager sets up pod volumes on the host for a runtime that mounts
+// them into containers (volume.Manager). The kubelet never calls it
+// concurrently for the same pod UID.
+type VolumeManager interface {
+	// SetUp creates or refreshes every volume of pod; the kubelet calls
+	// it before each SyncPod, which is how ConfigMap and Secret updates
+	// reach mounted files. ready reports whether every volume exists, so
+	// the containers can start; it may be true with an error when only
+	// the refresh of an existing volume failed. Each failure is recorded
+	// as a FailedMount event with err's message.
+	SetUp(ctx context.Context, pod *corev1.Pod) (ready bool, err error)
+	// TearDown unmounts and removes every volume of the pod with uid.
+	// Tearing down a pod without volumes is not an error.
+	TearDown(uid types.UID) error
 }

@@ -59,7 +59,56 @@ func TestRealPodOnContainerd(t *testing.T) {
 	if got := c.kubectl("exec", "client", "--", "wget", "-qO-", "http://"+ip+"/"); !strings.Contains(got, "Welcome to nginx!") {
 		t.Fatalf("pod to pod: %q", got)
 	}
-	c.kubectl("delete", "pod", "client", "scheduler-test", "--grace-period=1")
+	// A failing liveness probe restarts the container (upstream's
+	// liveness example, shortened); a failing readiness probe keeps a pod
+	// out of Ready until it passes.
+	c.kubectlIn(`apiVersion: v1
+kind: Pod
+metadata: {name: live}
+spec:
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: ["sh", "-c", "touch /tmp/healthy; sleep 2; rm -f /tmp/healthy; sleep 3600"]
+    livenessProbe:
+      exec: {command: ["cat", "/tmp/healthy"]}
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ready}
+spec:
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: ["sleep", "3600"]
+    readinessProbe:
+      exec: {command: ["test", "-e", "/tmp/ready"]}
+      periodSeconds: 1
+`, "apply", "-f", "-")
+	eventually(t, 60*time.Second, "the liveness probe to restart the container", func() bool {
+		out, _, _ := c.kubectlVersion("kubectl", "", "get", "pod", "live", "-o", "jsonpath={.status.containerStatuses[0].restartCount}")
+		return out != "" && out != "0"
+	})
+	if out := c.kubectl("get", "events", "--field-selector", "involvedObject.name=live"); !strings.Contains(out, "Unhealthy") || !strings.Contains(out, "Liveness probe failed") {
+		t.Fatalf("no Unhealthy liveness event:\n%s", out)
+	}
+	eventually(t, 30*time.Second, "the readiness pod to run", func() bool {
+		out, _, _ := c.kubectlVersion("kubectl", "", "get", "pod", "ready", "-o", "jsonpath={.status.phase}")
+		return out == "Running"
+	})
+	eventually(t, 30*time.Second, "a failed readiness probe", func() bool {
+		out, _, _ := c.kubectlVersion("kubectl", "", "get", "events", "--field-selector", "involvedObject.name=ready")
+		return strings.Contains(out, "Readiness probe failed")
+	})
+	if out := c.kubectl("get", "pod", "ready", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); out != "False" {
+		t.Fatalf("pod with a failing readiness probe is Ready=%q", out)
+	}
+	c.kubectl("exec", "ready", "--", "touch", "/tmp/ready")
+	c.kubectl("wait", "--for=condition=Ready", "pod/ready", "--timeout=30s")
+
+	c.kubectl("delete", "pod", "client", "scheduler-test", "live", "ready", "--grace-period=1")
 	eventually(t, 30*time.Second, "pods gone", func() bool {
 		out, _, _ := c.kubectlVersion("kubectl", "", "get", "pods", "--no-headers")
 		return strings.TrimSpace(out) == ""

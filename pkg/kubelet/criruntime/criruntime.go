@@ -37,6 +37,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-project/skiff/pkg/kubelet"
+	"github.com/skiff-project/skiff/pkg/kubelet/volume"
 )
 
 // Labels and annotations the runtime puts on sandboxes and containers,
@@ -111,6 +112,16 @@ type Config struct {
 	PodCIDRChanged func(cidr string) error
 	// Clock is used for backoff; clock.RealClock{} when nil.
 	Clock clock.Clock
+	// Volumes resolves the containers' volume mounts to host paths (a
+	// volume.Manager, which the kubelet's Config.Volumes sets up); when
+	// nil, volume mounts are ignored.
+	Volumes VolumeMounter
+}
+
+// VolumeMounter resolves a container's volume mount to its host source;
+// volume.Manager implements it.
+type VolumeMounter interface {
+	HostMount(pod *corev1.Pod, vm corev1.VolumeMount) (volume.Mount, error)
 }
 
 // Runtime implements kubelet.Runtime over the CRI. It is safe for

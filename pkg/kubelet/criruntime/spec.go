@@ -647,7 +647,45 @@ func (r *Runtime) containerConfig(pod *corev1.Pod, c *corev1.Container, imageRef
 			SecurityContext: containerSecurityContext(pod, c),
 		},
 	}
+	if cfg.Mounts, err = r.containerMounts(pod, c, vars); err != nil {
+		return nil, err
+	}
 	return cfg, nil
+}
+
+// containerMounts are the CRI mounts of c's volume mounts (none without
+// Config.Volumes), subPathExpr expanded with the container's variables
+// like upstream. SELinux relabelling is never asked for.
+func (r *Runtime) containerMounts(pod *corev1.Pod, c *corev1.Container, vars map[string]string) ([]*runtimeapi.Mount, error) {
+	if r.cfg.Volumes == nil {
+		return nil, nil
+	}
+	var out []*runtimeapi.Mount
+	for _, vm := range c.VolumeMounts {
+		if vm.SubPathExpr != "" {
+			vm.SubPath = expand(vm.SubPathExpr, vars)
+		}
+		m, err := r.cfg.Volumes.HostMount(pod, vm)
+		if err != nil {
+			return nil, err
+		}
+		propagation := runtimeapi.MountPropagation_PROPAGATION_PRIVATE
+		if vm.MountPropagation != nil {
+			switch *vm.MountPropagation {
+			case corev1.MountPropagationHostToContainer:
+				propagation = runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
+			case corev1.MountPropagationBidirectional:
+				propagation = runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
+			}
+		}
+		out = append(out, &runtimeapi.Mount{
+			ContainerPath: vm.MountPath,
+			HostPath:      m.HostPath,
+			Readonly:      m.ReadOnly,
+			Propagation:   propagation,
+		})
+	}
+	return out, nil
 }
 
 // containerSecurityContext maps the pod's and container's security
