@@ -7,7 +7,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -1038,14 +1037,4 @@ func (s *Server) handleDeleteCollection(w http.ResponseWriter, r *http.Request, 
 // fieldErrorList is a one-error list for an invalid value at a dotted path.
 func fieldErrorList(path string, value interface{}, detail string) field.ErrorList {
 	return field.ErrorList{field.Invalid(field.NewPath(path), value, detail)}
-}
-
-// sortedKeys returns m's keys in order (stable output for messages).
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
