@@ -55,6 +55,8 @@ stop() {
 		if ! kill -0 "$pid" 2>/dev/null; then
 			rm -f "$pidfile"
 			log "stopped; data kept in $data_dir (delete it to start from scratch)"
+			log "the node's containerd and its pods keep running (a restart re-adopts them);"
+			log "remove them with: $bin agent --cleanup --data-dir $data_dir"
 			return 0
 		fi
 		sleep 0.1
