@@ -46,6 +46,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -288,6 +289,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
+	var kubeletRef atomic.Pointer[kubelet.Kubelet]
 	cri, err := criruntime.New(criruntime.Config{
 		Runtime:        rt.conn.Runtime,
 		Images:         rt.conn.Images,
@@ -298,7 +300,14 @@ func Run(ctx context.Context, cfg Config) error {
 		ClusterDomain:  cfg.ClusterDomain,
 		PollInterval:   cfg.PollInterval,
 		PodCIDRChanged: rt.setPodCIDR,
-		Volumes:        volumes,
+		// The kubelet is built below; events of pod kills (a failed
+		// preStop hook) go to it once it exists.
+		Events: func(pod *corev1.Pod, e kubelet.Event) {
+			if kl := kubeletRef.Load(); kl != nil {
+				kl.RecordPodEvent(pod, e)
+			}
+		},
+		Volumes: volumes,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -318,6 +327,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
+	kubeletRef.Store(k)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

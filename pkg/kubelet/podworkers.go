@@ -281,6 +281,11 @@ func (k *Kubelet) adoptRuntimePods(ctx context.Context) error {
 	return nil
 }
 
+// RecordPodEvent records e against pod with source "kubelet": for runtime
+// events that happen outside a pod sync (a failed preStop hook while a pod
+// is killed). Safe for concurrent use.
+func (k *Kubelet) RecordPodEvent(pod *corev1.Pod, e Event) { k.recordPodEvent(pod, e) }
+
 // recordPodEvent records e against pod with source "kubelet".
 func (k *Kubelet) recordPodEvent(pod *corev1.Pod, e Event) {
 	ref := &corev1.ObjectReference{

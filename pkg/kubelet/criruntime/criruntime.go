@@ -21,7 +21,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	goruntime "runtime"
 	"sort"
@@ -116,6 +115,11 @@ type Config struct {
 	// volume.Manager, which the kubelet's Config.Volumes sets up); when
 	// nil, volume mounts are ignored.
 	Volumes VolumeMounter
+	// Events, when set, receives the events of a pod that happen outside
+	// SyncPod (FailedPreStopHook in KillPod); SyncPod reports its own in
+	// PodRuntimeStatus.Events. KillPod may call it from several
+	// goroutines at once.
+	Events func(pod *corev1.Pod, e kubelet.Event)
 }
 
 // VolumeMounter resolves a container's volume mount to its host source;
@@ -232,8 +236,9 @@ func (r *Runtime) ListPods(ctx context.Context) ([]kubelet.RunningPod, error) {
 }
 
 // KillPod implements kubelet.Runtime: it stops the pod's running
-// containers in parallel, each with gracePeriod (SIGTERM, then SIGKILL
-// once it passes), then stops and removes every sandbox of the pod (which
+// containers in parallel, each with gracePeriod (its preStop hook first,
+// then SIGTERM, then SIGKILL once the period passes; a failed hook goes
+// to Config.Events as FailedPreStopHook), then stops and removes every sandbox of the pod (which
 // removes its containers and releases its IP through CNI DEL), and
 // removes the pod's cgroup. The pod's log directory is kept.
 func (r *Runtime) KillPod(ctx context.Context, pod *corev1.Pod, gracePeriod time.Duration) error {
@@ -241,10 +246,7 @@ func (r *Runtime) KillPod(ctx context.Context, pod *corev1.Pod, gracePeriod time
 	if err != nil {
 		return fmt.Errorf("criruntime: listing containers of pod %s: %w", podDesc(pod), err)
 	}
-	timeout := int64(math.Ceil(gracePeriod.Seconds()))
-	if timeout < minContainerStopPeriod {
-		timeout = minContainerStopPeriod
-	}
+	var podIP string
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -254,15 +256,20 @@ func (r *Runtime) KillPod(ctx context.Context, pod *corev1.Pod, gracePeriod time
 		if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING && c.State != runtimeapi.ContainerState_CONTAINER_CREATED {
 			continue
 		}
+		name := c.Labels[LabelContainerName]
+		if sc, _ := specContainer(pod, name); podIP == "" && sc != nil && sc.Lifecycle != nil && sc.Lifecycle.PreStop != nil &&
+			sc.Lifecycle.PreStop.HTTPGet != nil && sc.Lifecycle.PreStop.HTTPGet.Host == "" {
+			podIP = r.podIP(ctx, pod)
+		}
 		wg.Add(1)
-		go func(id string) {
+		go func(id, name, podIP string) {
 			defer wg.Done()
-			if err := r.rs.StopContainer(ctx, id, timeout); err != nil {
+			if err := r.stopContainer(ctx, pod, id, name, podIP, gracePeriod, r.emitter(pod)); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("stopping container %s: %w", id, err))
 				mu.Unlock()
 			}
-		}(c.Id)
+		}(c.Id, name, podIP)
 	}
 	wg.Wait()
 	sandboxes, err := r.rs.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{LabelPodUID: string(pod.UID)}})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
@@ -44,12 +43,16 @@ func (r *Runtime) ExecSync(ctx context.Context, containerID string, cmd []string
 }
 
 // KillContainer implements kubelet.ProbingRuntime: it stops the container
-// (SIGTERM, SIGKILL after gracePeriod) and keeps it, so its exit is the
+// (its preStop hook, then SIGTERM, SIGKILL once gracePeriod passes) and keeps it, so its exit is the
 // last state of the instance SyncPod starts next. A container that is
 // gone is not an error.
 func (r *Runtime) KillContainer(ctx context.Context, pod *corev1.Pod, containerID string, gracePeriod time.Duration) error {
-	timeout := int64(math.Ceil(gracePeriod.Seconds()))
-	err := r.rs.StopContainer(ctx, criID(containerID), timeout)
+	id := criID(containerID)
+	var name string
+	if st, err := r.rs.ContainerStatus(ctx, id, false); err == nil {
+		name = st.GetStatus().GetLabels()[LabelContainerName]
+	}
+	err := r.stopContainer(ctx, pod, id, name, "", gracePeriod, r.emitter(pod))
 	if err != nil && status.Code(err) != codes.NotFound {
 		return fmt.Errorf("criruntime: killing container %s of pod %s: %w", containerID, podDesc(pod), err)
 	}

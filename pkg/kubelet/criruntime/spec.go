@@ -65,10 +65,15 @@ func (r *Runtime) sandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.Po
 			},
 		},
 	}
+	cfg.Linux.SecurityContext.Privileged = hasPrivilegedContainer(pod)
 	if sc := pod.Spec.SecurityContext; sc != nil {
 		cfg.Linux.SecurityContext.RunAsUser = int64Value(sc.RunAsUser)
-		cfg.Linux.SecurityContext.RunAsGroup = int64Value(sc.RunAsGroup)
-		cfg.Linux.SecurityContext.SupplementalGroups = sc.SupplementalGroups
+		// containerd refuses a sandbox group without a user; the pause
+		// process then keeps its image's user and group.
+		if sc.RunAsUser != nil {
+			cfg.Linux.SecurityContext.RunAsGroup = int64Value(sc.RunAsGroup)
+		}
+		cfg.Linux.SecurityContext.SupplementalGroups = podSupplementalGroups(sc)
 		if len(sc.Sysctls) > 0 {
 			cfg.Linux.Sysctls = map[string]string{}
 			for _, s := range sc.Sysctls {
@@ -689,14 +694,18 @@ func (r *Runtime) containerMounts(pod *corev1.Pod, c *corev1.Container, vars map
 }
 
 // containerSecurityContext maps the pod's and container's security
-// contexts (the container's winning) and namespace modes. Capability
+// contexts (the container's winning) and namespace modes, like upstream's
+// determineEffectiveSecurityContext: the pod's fsGroup and
+// supplementalGroups are the container's supplementary groups,
+// allowPrivilegeEscalation false is no_new_privs. runAsNonRoot has no CRI
+// field: applyImageUser enforces it before the container is created. Capability
 // names pass as written; containerd adds the CAP_ prefix and knows ALL.
 func containerSecurityContext(pod *corev1.Pod, c *corev1.Container) *runtimeapi.LinuxContainerSecurityContext {
 	sc := &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: namespaceOptions(pod)}
 	if psc := pod.Spec.SecurityContext; psc != nil {
 		sc.RunAsUser = int64Value(psc.RunAsUser)
 		sc.RunAsGroup = int64Value(psc.RunAsGroup)
-		sc.SupplementalGroups = psc.SupplementalGroups
+		sc.SupplementalGroups = podSupplementalGroups(psc)
 	}
 	csc := c.SecurityContext
 	if csc == nil {

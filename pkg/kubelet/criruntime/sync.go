@@ -263,7 +263,12 @@ func (r *Runtime) syncContainer(ctx context.Context, s *syncState, c *corev1.Con
 		case runtimeapi.ContainerState_CONTAINER_RUNNING:
 			if h := cur.status.Annotations[annotationContainerHash]; !init && h != "" && h != containerHash(c) {
 				s.event(corev1.EventTypeNormal, eventKilling, fp, "Container %s definition changed, will be restarted", c.Name)
-				if err := r.rs.StopContainer(ctx, cur.id, terminationGrace(pod)); err != nil {
+				var podIP string
+				if len(s.rs.PodIPs) > 0 {
+					podIP = s.rs.PodIPs[0]
+				}
+				emit := func(e kubelet.Event) { s.rs.Events = append(s.rs.Events, e) }
+				if err := r.stopContainer(ctx, pod, cur.id, c.Name, podIP, time.Duration(terminationGrace(pod))*time.Second, emit); err != nil {
 					s.errs = append(s.errs, fmt.Errorf("stopping changed container %s: %w", c.Name, err))
 				}
 				break
@@ -348,6 +353,9 @@ func (r *Runtime) startContainer(ctx context.Context, s *syncState, c *corev1.Co
 		return waiting(c, prev, reason, msg)
 	}
 	cfg, err := r.containerConfig(pod, c, imageRef, attempt, s.rs.PodIPs)
+	if err == nil {
+		err = r.applyImageUser(ctx, pod, c, cfg, imageRef)
+	}
 	if err != nil {
 		s.event(corev1.EventTypeWarning, eventFailed, fp, "Error: %v", err)
 		return waiting(c, prev, reasonCreateContainerConfig, err.Error())
@@ -381,6 +389,14 @@ func (r *Runtime) start(ctx context.Context, s *syncState, c *corev1.Container, 
 	}
 	s.event(corev1.EventTypeNormal, eventStarted, fp, "Started container %s", c.Name)
 	s.requeue(r.cfg.PollInterval)
+	if err := r.postStart(ctx, s, c, fp, insts[0].id); err != nil {
+		resp, serr := r.rs.ContainerStatus(ctx, insts[0].id, false)
+		if serr != nil {
+			return waiting(c, insts[1:], reasonPostStartHookError, err.Error())
+		}
+		insts[0].status = resp.Status
+		return waiting(c, insts, reasonPostStartHookError, err.Error())
+	}
 	resp, err := r.rs.ContainerStatus(ctx, insts[0].id, false)
 	if err != nil {
 		s.errs = append(s.errs, fmt.Errorf("reading container %s: %w", c.Name, err))
