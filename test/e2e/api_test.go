@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -11,8 +13,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 )
@@ -165,35 +165,45 @@ func TestKubectlWatchSeesUpdate(t *testing.T) {
 	c.kubectl("create", "configmap", "watched", "--from-literal=a=1")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	w, err := c.client().CoreV1().ConfigMaps("default").Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=watched"})
+	// kubectl get --watch lists (printing ADDED), then watches from the
+	// list's resourceVersion: an update made after the ADDED line must
+	// arrive, however late the watch itself is opened.
+	cmd := exec.CommandContext(ctx, "kubectl", "--kubeconfig", c.Kubeconfig, "get", "configmap", "watched", "--watch", "--output-watch-events")
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Stop()
-	// kubectl get --watch prints the initial row, then the update.
-	cmdCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	outCh := make(chan string, 1)
-	go func() {
-		out, _, _ := c.kubectlVersionCtx(cmdCtx, "get", "configmap", "watched", "--watch", "--output-watch-events")
-		outCh <- out
-	}()
-	eventually(t, 10*time.Second, "initial watch event", func() bool {
-		ev := <-w.ResultChan()
-		return ev.Type == watch.Added
-	})
-	time.Sleep(500 * time.Millisecond) // give kubectl time to open its watch (it prints nothing we can poll before)
-	c.kubectl("label", "configmap", "watched", "changed=yes")
-	eventually(t, 10*time.Second, "modified event", func() bool {
-		ev := <-w.ResultChan()
-		return ev.Type == watch.Modified
-	})
-	time.Sleep(500 * time.Millisecond)
-	stop()
-	out := <-outCh
-	if !strings.Contains(out, "ADDED") || !strings.Contains(out, "MODIFIED") {
-		t.Fatalf("kubectl --watch output lacks ADDED and MODIFIED:\n%s", out)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
+	defer func() { cancel(); _ = cmd.Wait() }()
+	lines := make(chan string, 16)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	waitLine := func(want string) {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("kubectl --watch ended before a %s line", want)
+				}
+				if strings.Contains(l, want) && strings.Contains(l, "watched") {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("no %s line from kubectl --watch", want)
+			}
+		}
+	}
+	waitLine("ADDED")
+	c.kubectl("label", "configmap", "watched", "changed=yes")
+	waitLine("MODIFIED")
 }
 
 func TestExplainAndClusterInfo(t *testing.T) {
