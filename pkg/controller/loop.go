@@ -39,6 +39,9 @@ type Loop struct {
 	name  string                                       // immutable; used in logs and queue metrics
 	sync  SyncFunc                                     // immutable; never nil
 	queue workqueue.TypedRateLimitingInterface[string] // immutable; never nil
+	// synced are the caches RunSynced waits for; appended by Watch, which
+	// only constructors call, before Run.
+	synced []cache.InformerSynced
 }
 
 // NewLoop returns a Loop named name (used in logs) that calls sync for every
@@ -97,6 +100,28 @@ func (l *Loop) Handlers() cache.ResourceEventHandlerFuncs {
 // done; it then shuts the queue down and waits for every worker to finish its
 // current sync before returning. The caller must have waited for the
 // informer caches the sync reads to be synced before calling Run.
+// Watch registers h on inf and makes RunSynced wait for inf's cache. Call it
+// while constructing the controller, before the informers start and before
+// RunSynced; it is not safe for concurrent use.
+func (l *Loop) Watch(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) error {
+	if _, err := inf.AddEventHandler(h); err != nil {
+		return err
+	}
+	l.synced = append(l.synced, inf.HasSynced)
+	return nil
+}
+
+// RunSynced waits for the caches of the informers given to Watch, then runs
+// the workers like Run until ctx is done. It returns an error if ctx ends
+// before the caches synced.
+func (l *Loop) RunSynced(ctx context.Context, workers int) error {
+	if !cache.WaitForNamedCacheSync(l.name, ctx.Done(), l.synced...) {
+		return fmt.Errorf("%s: caches did not sync: %w", l.name, ctx.Err())
+	}
+	l.Run(ctx, workers)
+	return nil
+}
+
 func (l *Loop) Run(ctx context.Context, workers int) {
 	defer utilruntime.HandleCrash()
 	if workers < 1 {

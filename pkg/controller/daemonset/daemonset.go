@@ -64,7 +64,6 @@ type Controller struct {
 	clock         clock.PassiveClock                   // immutable
 	expectations  *expectations                        // internally synchronised
 	loop          *controller.Loop                     // immutable
-	synced        []cache.InformerSynced
 }
 
 // New returns the DaemonSet controller and registers its handlers on the
@@ -91,10 +90,9 @@ func New(client kubernetes.Interface, dsInformer appsinformers.DaemonSetInformer
 		{nodeInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.enqueueAll, UpdateFunc: c.updateNode, DeleteFunc: c.enqueueAll}},
 	}
 	for _, r := range regs {
-		if _, err := r.inf.AddEventHandler(r.h); err != nil {
+		if err := c.loop.Watch(r.inf, r.h); err != nil {
 			return nil, fmt.Errorf("registering daemonset controller handlers: %w", err)
 		}
-		c.synced = append(c.synced, r.inf.HasSynced)
 	}
 	return c, nil
 }
@@ -102,11 +100,7 @@ func New(client kubernetes.Interface, dsInformer appsinformers.DaemonSetInformer
 // Run waits for the informer caches, then syncs DaemonSets with workers
 // goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForNamedCacheSync(c.loop.Name(), ctx.Done(), c.synced...) {
-		return fmt.Errorf("%s: caches did not sync: %w", c.loop.Name(), ctx.Err())
-	}
-	c.loop.Run(ctx, workers)
-	return nil
+	return c.loop.RunSynced(ctx, workers)
 }
 
 func (c *Controller) enqueueAll(interface{}) {

@@ -2,9 +2,9 @@ package daemonset
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	crhistory "github.com/skiff-project/skiff/pkg/controller/history"
 	"sort"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -23,16 +23,7 @@ const defaultRevisionHistoryLimit = 10
 // revisionPatch is the ControllerRevision data for ds, as upstream: a
 // strategic merge patch that replaces the pod template.
 func revisionPatch(ds *appsv1.DaemonSet) ([]byte, error) {
-	tmpl, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&ds.Spec.Template)
-	if err != nil {
-		return nil, fmt.Errorf("converting template of daemonset %s/%s: %w", ds.Namespace, ds.Name, err)
-	}
-	tmpl["$patch"] = "replace"
-	b, err := json.Marshal(map[string]any{"spec": map[string]any{"template": tmpl}})
-	if err != nil {
-		return nil, fmt.Errorf("encoding revision of daemonset %s/%s: %w", ds.Namespace, ds.Name, err)
-	}
-	return b, nil
+	return crhistory.TemplatePatch("daemonset", ds.Namespace, ds.Name, &ds.Spec.Template)
 }
 
 // templateHash is the controller-revision-hash of ds's current template.
@@ -82,7 +73,7 @@ func (c *Controller) ensureRevision(ctx context.Context, ds *appsv1.DaemonSet, p
 		}
 	}
 	switch {
-	case cur != nil && !jsonEqual(cur.Data.Raw, patch):
+	case cur != nil && !crhistory.EqualJSON(cur.Data.Raw, patch):
 		return "", fmt.Errorf("revision %s/%s: %w", ds.Namespace, name, errHashCollision)
 	case cur != nil && cur.Revision < maxRev:
 		u := cur.DeepCopy()
@@ -114,7 +105,7 @@ func (c *Controller) ensureRevision(ctx context.Context, ds *appsv1.DaemonSet, p
 			if gerr != nil {
 				return "", fmt.Errorf("reading revision %s/%s: %w", ds.Namespace, name, gerr)
 			}
-			if ref := metav1.GetControllerOf(live); ref == nil || ref.UID != ds.UID || !jsonEqual(live.Data.Raw, patch) {
+			if ref := metav1.GetControllerOf(live); ref == nil || ref.UID != ds.UID || !crhistory.EqualJSON(live.Data.Raw, patch) {
 				return "", fmt.Errorf("revision %s/%s: %w", ds.Namespace, name, errHashCollision)
 			}
 		} else if err != nil {
@@ -145,18 +136,6 @@ func (c *Controller) ensureRevision(ctx context.Context, ds *appsv1.DaemonSet, p
 		}
 	}
 	return hash, nil
-}
-
-// jsonEqual compares two JSON documents semantically (the server may
-// re-encode revision data).
-func jsonEqual(a, b []byte) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	xb, _ := json.Marshal(x)
-	yb, _ := json.Marshal(y)
-	return string(xb) == string(yb)
 }
 
 // selectorOrNothing parses sel, never matching everything.

@@ -45,7 +45,6 @@ type Controller struct {
 	recorder  record.EventRecorder         // immutable; should report as EventSource
 	clock     clock.PassiveClock           // immutable
 	loop      *controller.Loop             // immutable
-	synced    []cache.InformerSynced
 }
 
 // New returns a Deployment controller and registers its handlers on the
@@ -69,10 +68,9 @@ func New(client kubernetes.Interface, dInformer appsinformers.DeploymentInformer
 		{podInformer.Informer(), cache.ResourceEventHandlerFuncs{DeleteFunc: c.deletePod}},
 	}
 	for _, r := range regs {
-		if _, err := r.inf.AddEventHandler(r.h); err != nil {
+		if err := c.loop.Watch(r.inf, r.h); err != nil {
 			return nil, fmt.Errorf("registering deployment controller handlers: %w", err)
 		}
-		c.synced = append(c.synced, r.inf.HasSynced)
 	}
 	return c, nil
 }
@@ -80,11 +78,7 @@ func New(client kubernetes.Interface, dInformer appsinformers.DeploymentInformer
 // Run waits for the caches, then syncs Deployments with workers goroutines
 // until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForNamedCacheSync("deployment", ctx.Done(), c.synced...) {
-		return fmt.Errorf("deployment: caches did not sync: %w", ctx.Err())
-	}
-	c.loop.Run(ctx, workers)
-	return nil
+	return c.loop.RunSynced(ctx, workers)
 }
 
 // ---- event handlers ---------------------------------------------------------

@@ -62,7 +62,6 @@ type Controller struct {
 	recorder  record.EventRecorder                    // immutable; reports as EventSource
 	clock     clock.PassiveClock                      // immutable
 	loop      *controller.Loop                        // immutable
-	synced    []cache.InformerSynced
 }
 
 // New returns the disruption controller and registers its handlers on the
@@ -96,10 +95,9 @@ func New(client kubernetes.Interface, pdbInformer policyinformers.PodDisruptionB
 		{ssInformer.Informer(), cache.ResourceEventHandlerFuncs{}},
 	}
 	for _, r := range regs {
-		if _, err := r.inf.AddEventHandler(r.h); err != nil {
+		if err := c.loop.Watch(r.inf, r.h); err != nil {
 			return nil, fmt.Errorf("registering disruption controller handlers: %w", err)
 		}
-		c.synced = append(c.synced, r.inf.HasSynced)
 	}
 	return c, nil
 }
@@ -107,11 +105,7 @@ func New(client kubernetes.Interface, pdbInformer policyinformers.PodDisruptionB
 // Run waits for the informer caches, then syncs budgets with workers
 // goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForNamedCacheSync(c.loop.Name(), ctx.Done(), c.synced...) {
-		return fmt.Errorf("%s: caches did not sync: %w", c.loop.Name(), ctx.Err())
-	}
-	c.loop.Run(ctx, workers)
-	return nil
+	return c.loop.RunSynced(ctx, workers)
 }
 
 func (c *Controller) updatePod(oldObj, curObj interface{}) {

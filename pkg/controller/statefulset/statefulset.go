@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	crhistory "github.com/skiff-project/skiff/pkg/controller/history"
 	"sort"
 	"time"
 
@@ -65,7 +66,6 @@ type Controller struct {
 	recorder      record.EventRecorder                    // immutable; reports as EventSource
 	clock         clock.PassiveClock                      // immutable
 	loop          *controller.Loop                        // immutable
-	synced        []cache.InformerSynced
 }
 
 // New returns the StatefulSet controller and registers its handlers on the
@@ -91,10 +91,9 @@ func New(client kubernetes.Interface, setInformer appsinformers.StatefulSetInfor
 		{historyInformer.Informer(), cache.ResourceEventHandlerFuncs{}},
 	}
 	for _, r := range regs {
-		if _, err := r.inf.AddEventHandler(r.h); err != nil {
+		if err := c.loop.Watch(r.inf, r.h); err != nil {
 			return nil, fmt.Errorf("registering statefulset controller handlers: %w", err)
 		}
-		c.synced = append(c.synced, r.inf.HasSynced)
 	}
 	return c, nil
 }
@@ -102,11 +101,7 @@ func New(client kubernetes.Interface, setInformer appsinformers.StatefulSetInfor
 // Run waits for the informer caches, then syncs StatefulSets with workers
 // goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForNamedCacheSync(c.loop.Name(), ctx.Done(), c.synced...) {
-		return fmt.Errorf("%s: caches did not sync: %w", c.loop.Name(), ctx.Err())
-	}
-	c.loop.Run(ctx, workers)
-	return nil
+	return c.loop.RunSynced(ctx, workers)
 }
 
 func (c *Controller) enqueueOwner(obj interface{}) {
@@ -298,16 +293,7 @@ type revisions struct{ current, update revision }
 // revisionPatch is the ControllerRevision data for set, as upstream: a
 // strategic merge patch that replaces the pod template.
 func revisionPatch(set *appsv1.StatefulSet) ([]byte, error) {
-	tmpl, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&set.Spec.Template)
-	if err != nil {
-		return nil, fmt.Errorf("converting template of statefulset %s/%s: %w", set.Namespace, set.Name, err)
-	}
-	tmpl["$patch"] = "replace"
-	b, err := json.Marshal(map[string]any{"spec": map[string]any{"template": tmpl}})
-	if err != nil {
-		return nil, fmt.Errorf("encoding revision of statefulset %s/%s: %w", set.Namespace, set.Name, err)
-	}
-	return b, nil
+	return crhistory.TemplatePatch("statefulset", set.Namespace, set.Name, &set.Spec.Template)
 }
 
 // revisionName is the ControllerRevision name of set's current template,
@@ -368,7 +354,7 @@ func (c *Controller) ensureRevisions(ctx context.Context, set *appsv1.StatefulSe
 	update := revision{Name: updateName, template: &set.Spec.Template}
 	revs := c.client.AppsV1().ControllerRevisions(set.Namespace)
 	if r, ok := byName[updateName]; ok {
-		if !jsonEqual(r.Data.Raw, patch) {
+		if !crhistory.EqualJSON(r.Data.Raw, patch) {
 			return revisions{}, c.bumpCollisionCount(ctx, set)
 		}
 		if r.Revision < maxRev {
@@ -437,14 +423,4 @@ func (c *Controller) bumpCollisionCount(ctx context.Context, set *appsv1.Statefu
 		return fmt.Errorf("bumping collisionCount of statefulset %s/%s: %w", set.Namespace, set.Name, err)
 	}
 	return fmt.Errorf("statefulset %s/%s: controller revision name collision, retrying with collisionCount %d", set.Namespace, set.Name, n)
-}
-
-// jsonEqual compares two JSON documents semantically (the server may
-// re-encode revision data).
-func jsonEqual(a, b []byte) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	return equality.Semantic.DeepEqual(x, y)
 }
