@@ -204,7 +204,9 @@ func (s *Server) withAuthentication(next http.Handler) http.Handler {
 		}
 		r.Header.Del("Authorization")
 		ctx := context.WithValue(r.Context(), userKey, user)
-		ctx = context.WithValue(ctx, requestInfoKey, parseRequestInfo(r))
+		if requestInfoFrom(ctx) == nil {
+			ctx = context.WithValue(ctx, requestInfoKey, parseRequestInfo(r))
+		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

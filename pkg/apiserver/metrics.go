@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -79,7 +80,10 @@ func (s *Server) withMetrics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		// Parsed once here; authentication, authorization and routing read
+		// it from the context.
 		info := parseRequestInfo(r)
+		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey, info))
 		kind := "readOnly"
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			kind = "mutating"
