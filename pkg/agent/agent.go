@@ -50,8 +50,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-project/skiff/pkg/kubelet"
@@ -313,7 +317,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	gate := newPodCIDRGate(cri)
+	// Containers get the service variables (KUBERNETES_SERVICE_HOST, ...)
+	// in-cluster clients need, from a service informer of the agent's own.
+	svcInformer := coreinformers.NewServiceInformer(client, metav1.NamespaceAll, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	k, err := kubelet.New(kubelet.Config{
+		Services:                  corelisters.NewServiceLister(svcInformer.GetIndexer()),
+		ServicesSynced:            svcInformer.HasSynced,
 		NodeName:                  cfg.NodeName,
 		Client:                    client,
 		Runtime:                   gate,
@@ -334,6 +343,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { watchPodCIDR(ctx, client, cfg, gate) })
+	wg.Go(func() { svcInformer.RunWithContext(ctx) })
 	wg.Go(func() {
 		select {
 		case <-ctx.Done():

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 )
 
 // ReasonCreateContainerConfigError is the waiting reason of a container
@@ -34,6 +35,11 @@ const ReasonCreateContainerConfigError = "CreateContainerConfigError"
 // created after the pod is picked up.
 type envResolver struct {
 	client kubernetes.Interface // immutable; never nil
+	// services lists the Services whose variables every container gets
+	// (see serviceEnv), servicesSynced tells whether its cache was filled;
+	// both immutable, nil when the kubelet gives no service variables.
+	services       corelisters.ServiceLister
+	servicesSynced func() bool
 
 	mu sync.Mutex
 	// resolved maps a pod UID to the resolved env of each of its
@@ -41,8 +47,9 @@ type envResolver struct {
 	resolved map[types.UID]map[string][]corev1.EnvVar
 }
 
-func newEnvResolver(client kubernetes.Interface) *envResolver {
-	return &envResolver{client: client, resolved: map[types.UID]map[string][]corev1.EnvVar{}}
+func newEnvResolver(client kubernetes.Interface, services corelisters.ServiceLister, servicesSynced func() bool) *envResolver {
+	return &envResolver{client: client, services: services, servicesSynced: servicesSynced,
+		resolved: map[types.UID]map[string][]corev1.EnvVar{}}
 }
 
 // needsResolution reports whether c's environment refers to a ConfigMap or
@@ -67,13 +74,32 @@ func needsResolution(c *corev1.Container) bool {
 func (r *envResolver) resolve(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, map[string]error) {
 	var out *corev1.Pod
 	var errs map[string]error
+	// The service variables are read at most once per call, and only for
+	// a container whose environment is not cached yet.
+	var svcEnv map[string]string
+	var svcErr error
+	svcRead := false
+	serviceVars := func() (map[string]string, error) {
+		if !svcRead {
+			svcRead = true
+			if !r.servicesSynced() {
+				svcErr = errServicesNotSynced
+			} else {
+				svcEnv, svcErr = serviceEnv(r.services, pod)
+			}
+		}
+		return svcEnv, svcErr
+	}
+	if r.services == nil {
+		serviceVars = func() (map[string]string, error) { return nil, nil }
+	}
 	for _, list := range []*[]corev1.Container{&pod.Spec.InitContainers, &pod.Spec.Containers} {
 		for i := range *list {
 			c := &(*list)[i]
-			if !needsResolution(c) {
+			if !needsResolution(c) && r.services == nil {
 				continue
 			}
-			env, err := r.containerEnv(ctx, pod, c)
+			env, err := r.containerEnv(ctx, pod, c, serviceVars)
 			if err != nil {
 				if errs == nil {
 					errs = map[string]error{}
@@ -101,14 +127,18 @@ func (r *envResolver) resolve(ctx context.Context, pod *corev1.Pod) (*corev1.Pod
 
 // containerEnv returns c's resolved env from the cache, or resolves it and
 // caches the result.
-func (r *envResolver) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container) ([]corev1.EnvVar, error) {
+func (r *envResolver) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, serviceVars func() (map[string]string, error)) ([]corev1.EnvVar, error) {
 	r.mu.Lock()
 	env, ok := r.resolved[pod.UID][c.Name]
 	r.mu.Unlock()
 	if ok {
 		return env, nil
 	}
-	env, err := r.resolveContainer(ctx, pod.Namespace, c)
+	svcEnv, err := serviceVars()
+	if err != nil {
+		return nil, err
+	}
+	env, err = r.resolveContainer(ctx, pod.Namespace, c, svcEnv)
 	if err != nil {
 		return nil, err
 	}
@@ -137,8 +167,9 @@ func escapeDollars(s string) string { return strings.ReplaceAll(s, "$", "$$") }
 // sources first (in order, later sources winning, keys that are not valid
 // variable names skipped), then env, whose entries win over envFrom.
 // Optional sources and keys that are missing are skipped; a missing
-// required one is an error with upstream's message.
-func (r *envResolver) resolveContainer(ctx context.Context, ns string, c *corev1.Container) ([]corev1.EnvVar, error) {
+// required one is an error with upstream's message. The service variables
+// svcEnv come before all of them and lose to any of them, as upstream's.
+func (r *envResolver) resolveContainer(ctx context.Context, ns string, c *corev1.Container, svcEnv map[string]string) ([]corev1.EnvVar, error) {
 	cms := map[string]*corev1.ConfigMap{}
 	secrets := map[string]*corev1.Secret{}
 	getCM := func(name string, optional bool) (*corev1.ConfigMap, error) {
@@ -174,7 +205,10 @@ func (r *envResolver) resolveContainer(ctx context.Context, ns string, c *corev1
 		return s, nil
 	}
 
-	fromSources := map[string]string{}
+	fromSources := make(map[string]string, len(svcEnv))
+	for k, v := range svcEnv {
+		fromSources[k] = v
+	}
 	for _, src := range c.EnvFrom {
 		switch {
 		case src.ConfigMapRef != nil:

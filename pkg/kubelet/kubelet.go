@@ -73,6 +73,13 @@ type Config struct {
 	// Nodes, when set, is a lister (of a shared node informer) that the
 	// status loop reads its Node from instead of a GET per update.
 	Nodes corelisters.NodeLister
+	// Services, when set, lists the Services whose variables
+	// (KUBERNETES_SERVICE_HOST, ...) every container gets, as upstream's
+	// kubelet does; ServicesSynced then reports whether its cache was
+	// filled, and containers wait for it. Without it containers get no
+	// service variables (the simulated nodes need none).
+	Services       corelisters.ServiceLister
+	ServicesSynced func() bool
 
 	// Capacity is the node's capacity: cpu, memory, pods,
 	// ephemeral-storage.
@@ -155,6 +162,8 @@ func New(cfg Config) (*Kubelet, error) {
 		return nil, errors.New("kubelet: Runtime is required")
 	case len(cfg.Capacity) == 0:
 		return nil, errors.New("kubelet: Capacity is required")
+	case cfg.Services != nil && cfg.ServicesSynced == nil:
+		return nil, errors.New("kubelet: ServicesSynced is required with Services")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
@@ -178,7 +187,7 @@ func New(cfg Config) (*Kubelet, error) {
 		pods:       cfg.Pods,
 		registered: make(chan struct{}),
 		known:      map[string]types.UID{},
-		env:        newEnvResolver(cfg.Client),
+		env:        newEnvResolver(cfg.Client, cfg.Services, cfg.ServicesSynced),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubelet-" + cfg.NodeName, Clock: cfg.Clock},
