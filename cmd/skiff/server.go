@@ -58,6 +58,8 @@ func addServerFlags(fs *pflag.FlagSet, cfg *cluster.ServerConfig) {
 		"The IP address on which to listen for the --secure-port port. Use 0.0.0.0 or :: to listen on all interfaces.")
 	fs.IntVar(&cfg.SecurePort, "secure-port", cfg.SecurePort,
 		"The port on which to serve HTTPS with authentication and authorization.")
+	fs.Var(addrValue{&cfg.AdvertiseAddress}, "advertise-address",
+		"The IP address on which to advertise the apiserver to members of the cluster (the endpoint of the kubernetes Service, which pods use). Default: --bind-address when it is a specific address, else this machine's primary IP.")
 
 	fs.StringSliceVar(&cfg.EtcdServers, "etcd-servers", cfg.EtcdServers,
 		"List of etcd servers to connect with (scheme://ip:port), comma separated. Empty runs an embedded etcd member in --data-dir.")

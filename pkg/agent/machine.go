@@ -62,16 +62,24 @@ func memTotal(path string) (int64, error) {
 // address of the default route's interface, 127.0.0.1 without one) and
 // its Hostname.
 func nodeAddresses(nodeName string) []corev1.NodeAddress {
-	ip := "127.0.0.1"
-	if iface, err := defaultRouteInterface("/proc/net/route"); err == nil {
-		if a := firstIPv4(iface); a != "" {
-			ip = a
-		}
-	}
 	return []corev1.NodeAddress{
-		{Type: corev1.NodeInternalIP, Address: ip},
+		{Type: corev1.NodeInternalIP, Address: PrimaryIP()},
 		{Type: corev1.NodeHostName, Address: nodeName},
 	}
+}
+
+// PrimaryIP returns this machine's address for other cluster members: the
+// first non-loopback IPv4 address of the default route's interface, or
+// 127.0.0.1 when there is none (a machine without a network is a cluster
+// of one). It is the node's InternalIP and the API server's default
+// advertise address.
+func PrimaryIP() string {
+	if iface, err := defaultRouteInterface("/proc/net/route"); err == nil {
+		if a := firstIPv4(iface); a != "" {
+			return a
+		}
+	}
+	return "127.0.0.1"
 }
 
 // defaultRouteInterface returns the interface of the IPv4 default route

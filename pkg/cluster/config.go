@@ -31,6 +31,11 @@ type ServerConfig struct {
 	BindAddress netip.Addr
 	// SecurePort is the HTTPS port of the API server (1-65535).
 	SecurePort int
+	// AdvertiseAddress is the IP other cluster members, pods included,
+	// reach the API server at: the endpoint of the "kubernetes" Service.
+	// The zero value means the bind address when it is a specific one,
+	// else this machine's primary IP (see AdvertiseIP).
+	AdvertiseAddress netip.Addr
 
 	// EtcdServers are client URLs of an external etcd cluster; empty means
 	// the server runs an embedded etcd member in DataDir.
@@ -75,7 +80,7 @@ type ServerConfig struct {
 func DefaultServerConfig() ServerConfig {
 	return ServerConfig{
 		DataDir:                             DefaultDataDir,
-		BindAddress:                         netip.MustParseAddr("127.0.0.1"),
+		BindAddress:                         netip.MustParseAddr("0.0.0.0"),
 		SecurePort:                          6443,
 		ServiceClusterIPRange:               netip.MustParsePrefix("10.96.0.0/12"),
 		ClusterCIDR:                         netip.MustParsePrefix("10.244.0.0/16"),
@@ -151,13 +156,33 @@ func (c *ServerConfig) APIServerServiceIP() netip.Addr {
 	return c.ServiceClusterIPRange.Masked().Addr().Next()
 }
 
+// AdvertiseIP returns the address the API server is advertised at (the
+// "kubernetes" Service's endpoint): AdvertiseAddress when set, else the
+// bind address when it is a specific one, else primaryIP() — upstream's
+// rule, where pods must reach the API server through a routable address.
+func (c *ServerConfig) AdvertiseIP(primaryIP func() string) netip.Addr {
+	switch {
+	case c.AdvertiseAddress.IsValid():
+		return c.AdvertiseAddress
+	case c.BindAddress.IsValid() && !c.BindAddress.IsUnspecified():
+		return c.BindAddress
+	}
+	if ip, err := netip.ParseAddr(primaryIP()); err == nil {
+		return ip
+	}
+	return netip.MustParseAddr("127.0.0.1")
+}
+
 // ServingSANs returns the SANs the serving certificate needs beyond those
 // EnsurePKI always adds: the --tls-san values, the bind address when it is a
-// specific address, and the "kubernetes" Service IP.
+// specific address, the advertise address, and the "kubernetes" Service IP.
 func (c *ServerConfig) ServingSANs() []string {
 	sans := append([]string(nil), c.TLSSANs...)
 	if c.BindAddress.IsValid() && !c.BindAddress.IsUnspecified() {
 		sans = append(sans, c.BindAddress.String())
+	}
+	if c.AdvertiseAddress.IsValid() && c.AdvertiseAddress != c.BindAddress {
+		sans = append(sans, c.AdvertiseAddress.String())
 	}
 	if ip := c.APIServerServiceIP(); ip.IsValid() {
 		sans = append(sans, ip.String())

@@ -18,6 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/version"
 
+	"github.com/skiff-project/skiff/pkg/agent"
 	"github.com/skiff-project/skiff/pkg/apiserver"
 	"github.com/skiff-project/skiff/pkg/storage"
 )
@@ -58,6 +59,10 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w (run as root or pick a writable --data-dir)", cfg.DataDir, err)
 	}
+	// Pods reach the API server through the "kubernetes" Service, whose
+	// endpoint must be an address routable from them, never loopback
+	// unless the machine has nothing else.
+	cfg.AdvertiseAddress = cfg.AdvertiseIP(agent.PrimaryIP)
 	pki, err := EnsurePKI(cfg.DataDir, cfg.ServingSANs())
 	if err != nil {
 		return fmt.Errorf("prepare certificates in %s: %w", cfg.DataDir, err)
@@ -87,10 +92,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		authn = append(authn, tokens)
 	}
 	addr := net.JoinHostPort(cfg.BindAddress.String(), strconv.Itoa(cfg.SecurePort))
-	advertise := addr
-	if cfg.BindAddress.IsUnspecified() {
-		advertise = net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.SecurePort))
-	}
+	advertise := net.JoinHostPort(cfg.AdvertiseAddress.String(), strconv.Itoa(cfg.SecurePort))
 	serviceRange := &net.IPNet{IP: cfg.ServiceClusterIPRange.Masked().Addr().AsSlice(),
 		Mask: net.CIDRMask(cfg.ServiceClusterIPRange.Bits(), cfg.ServiceClusterIPRange.Addr().BitLen())}
 	srv, err := apiserver.New(apiserver.Config{
