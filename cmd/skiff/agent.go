@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-project/skiff/pkg/agent"
+	"github.com/skiff-project/skiff/pkg/cluster"
 	"github.com/skiff-project/skiff/pkg/images"
 )
 
@@ -65,6 +66,7 @@ func newAgentCommand(d deps) *cobra.Command {
 					return err
 				}
 			}
+			cfg.SkiffImage = cluster.SkiffImage()
 			return agent.Run(ctx, cfg)
 		},
 	}
@@ -72,6 +74,7 @@ func newAgentCommand(d deps) *cobra.Command {
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to join (required unless --cleanup)")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory; the agent keeps its state in <data-dir>/agent. Defaults to $SKIFF_DATA_DIR when set.")
 	f.StringVar(&cfg.NodeName, "node-name", "", "name of this machine's Node (default: the hostname)")
+	f.StringVar(&cfg.StaticPodPath, "pod-manifest-path", "", "directory of static pod manifests the kubelet runs and mirrors into the API (default <data-dir>/agent/manifests)")
 	f.StringVar(&cfg.ContainerRuntimeEndpoint, "container-runtime-endpoint", "", "use this CRI endpoint instead of starting a private containerd")
 	f.StringVar(&cfg.FallbackPodCIDR, "pod-cidr", "", "pod range to use when the control plane allocates none to the node within a timeout")
 	f.StringSliceVar(&cfg.ClusterDNS, "cluster-dns", []string{agent.DefaultClusterDNS}, "DNS server IPs of pods with dnsPolicy ClusterFirst")
@@ -79,6 +82,7 @@ func newAgentCommand(d deps) *cobra.Command {
 	f.StringVar(&cfg.BridgeName, "bridge-name", "", "name of the CNI bridge (default skiff0)")
 	f.StringVar(&cfg.CgroupRoot, "cgroup-root", "", "cgroup under which the pods' kubepods tree lives (default /)")
 	f.IntVar(&cfg.MaxPods, "max-pods", agent.DefaultMaxPods, "number of pods this node can run")
+	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry (host or host:port) to pull from over plain HTTP, like docker's; loopback registries need none (repeatable)")
 	f.BoolVar(&cleanup, "cleanup", false, "instead of running: remove every pod, stop containerd, delete the bridge and pod cgroups, then exit")
 	return cmd
 }

@@ -55,12 +55,16 @@ Roles (one binary, many roles):
                        simulated runtime) for scale tests
   skiff agent          the node agent alone (kubelet on a private containerd)
                        against a cluster's --kubeconfig
+  skiff proxy          the service proxy alone (iptables or nftables); the
+                       server runs it on every node as the kube-proxy DaemonSet
+  skiff dns            the cluster DNS alone; the server runs it as the
+                       coredns Deployment behind the kube-dns Service
   skiff image import   load image tarballs into this node's containerd
   skiff bench ...      benchmarks to run against a cluster (api, startup,
-                       scheduling)
+                       scheduling, pods)
 
 Planned roles, not available in this build: joining agents with --server and
---token; the apiserver, service proxy and DNS alone.
+--token; the apiserver alone.
 
 Quick start (as root):
   skiff server &                 # data in /var/lib/skiff
@@ -86,6 +90,8 @@ func newRootCommand(d deps) *cobra.Command {
 		newControllerManagerCommand(d),
 		newSchedulerCommand(d),
 		newAgentCommand(d), newImageCommand(d),
+		newProxyCommand(d),
+		newDNSCommand(d),
 		sim.NewCommand(),
 		bench.NewCommand(),
 		newKubectlCommand(d),

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 
 	"github.com/skiff-project/skiff/pkg/cluster"
 )
@@ -91,6 +92,8 @@ func TestServerFlags(t *testing.T) {
 				"--disable-agent", "--node-name", "n1", "--node-monitor-grace-period", "1m",
 				"--default-not-ready-toleration-seconds", "30", "--default-unreachable-toleration-seconds", "60",
 				"--tls-san", "a.example.com,10.0.0.9", "--tls-san", "b.example.com", "-v", "4",
+				"--authorization-mode", "AlwaysAllow", "--service-account-issuer", "https://issuer.example",
+				"--service-node-port-range", "31000-31999",
 			},
 			want: func(c *cluster.ServerConfig) {
 				c.DataDir = "/d"
@@ -108,10 +111,15 @@ func TestServerFlags(t *testing.T) {
 				c.DefaultUnreachableTolerationSeconds = 60
 				c.TLSSANs = []string{"a.example.com", "10.0.0.9", "b.example.com"}
 				c.LogLevel = 4
+				c.AuthorizationMode = "AlwaysAllow"
+				c.ServiceAccountIssuer = "https://issuer.example"
+				c.ServiceNodePortRange = utilnet.PortRange{Base: 31000, Size: 1000}
 			},
 		},
+		{name: "unknown authorization mode", args: []string{"--authorization-mode", "ABAC"}, wantErr: "--authorization-mode"},
 		{name: "long log level", args: []string{"--log-level=2"}, want: func(c *cluster.ServerConfig) { c.LogLevel = 2 }},
 		{name: "bad bind address", args: []string{"--bind-address", "localhost"}, wantErr: "IP address"},
+		{name: "bad node port range", args: []string{"--service-node-port-range", "32767-30000"}, wantErr: "service-node-port-range"},
 		{name: "bad cidr", args: []string{"--cluster-cidr", "10.244.0.0"}, wantErr: "CIDR"},
 		{name: "invalid combination", args: []string{"--cluster-cidr", "10.96.0.0/16"}, wantErr: "invalid flags"},
 		{name: "positional argument", args: []string{"extra"}, wantErr: "unknown command"},

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -72,16 +73,28 @@ func addServerFlags(fs *pflag.FlagSet, cfg *cluster.ServerConfig) {
 
 	fs.StringVar(&cfg.TokenAuthFile, "token-auth-file", cfg.TokenAuthFile,
 		"If set, the file that will be used to secure the secure port of the API server via token authentication (CSV: token,user,uid,\"group1,group2\").")
+	fs.StringVar(&cfg.AuthorizationMode, "authorization-mode", cfg.AuthorizationMode,
+		"The authorizer of the secure port: RBAC, AlwaysAllow (every authenticated request) or MastersOnly (only system:masters).")
+	fs.StringVar(&cfg.ServiceAccountIssuer, "service-account-issuer", cfg.ServiceAccountIssuer,
+		"Identifier of the service account token issuer: the \"iss\" claim of issued tokens, and their default audience (default https://kubernetes.default.svc.cluster.local).")
 
 	fs.Var(prefixValue{&cfg.ServiceClusterIPRange}, "service-cluster-ip-range",
 		"A CIDR notation IP range from which to assign service cluster IPs. Its first address is the kubernetes Service's ClusterIP. This must not overlap with any IP ranges assigned to nodes or pods.")
 	fs.Var(prefixValue{&cfg.ClusterCIDR}, "cluster-cidr",
 		"CIDR Range for Pods in cluster; each node gets a podCIDR from it.")
+	fs.Var(&cfg.ServiceNodePortRange, "service-node-port-range",
+		"A port range to reserve for services with NodePort visibility. This must not overlap with the ephemeral port range on nodes. Example: '30000-32767'. Inclusive at both ends of the range.")
 
+	fs.StringSliceVar(&cfg.Disable, "disable", cfg.Disable,
+		"Add-ons not to run, comma separated: "+strings.Join(cluster.Addons(), ", ")+". By default the server runs kube-proxy (a DaemonSet) and CoreDNS (a Deployment behind the kube-dns Service) in kube-system.")
 	fs.BoolVar(&cfg.DisableAgent, "disable-agent", cfg.DisableAgent,
 		"Do not run the node agent (kubelet and service proxy) for this machine: a control-plane-only server.")
+	fs.StringVar(&cfg.StaticPodPath, "pod-manifest-path", cfg.StaticPodPath,
+		"Directory of static pod manifests the node agent runs and mirrors into the API (default <data-dir>/agent/manifests).")
 	fs.StringVar(&cfg.NodeName, "node-name", cfg.NodeName,
 		"Name of this machine's Node. Defaults to the hostname.")
+	fs.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", cfg.InsecureRegistries,
+		"Registry (host or host:port) the node agent pulls from over plain HTTP, like docker's; loopback registries need none (repeatable).")
 
 	fs.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", cfg.NodeMonitorGracePeriod,
 		"Amount of time which we allow running Node to be unresponsive before marking it unhealthy.")

@@ -16,6 +16,8 @@
 //	<data-dir>/agent/cache/        images the agent built itself
 //	<data-dir>/agent/pods/         pod volumes, <uid>/volumes/<plugin>/<name>
 //	                               (pkg/kubelet/volume), removed with the pod
+//	<data-dir>/agent/manifests/    static pod manifests (--pod-manifest-path):
+//	                               run by the kubelet, mirrored into the API
 //
 // # Restarts keep containers
 //
@@ -44,6 +46,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,6 +79,11 @@ const (
 	DefaultPodCIDRTimeout = 30 * time.Second
 	// DefaultMaxPods is the node's pod capacity, upstream's --max-pods.
 	DefaultMaxPods = 110
+	// DefaultKubeAPIQPS and DefaultKubeAPIBurst limit the agent's API
+	// client when Config.RestConfig sets no QPS (upstream's kubelet
+	// --kube-api-qps and --kube-api-burst).
+	DefaultKubeAPIQPS   = 1000
+	DefaultKubeAPIBurst = 2000
 	// DefaultBusybox is Debian's busybox-static, from which the agent
 	// builds the busybox test image.
 	DefaultBusybox = "/bin/busybox"
@@ -134,6 +142,13 @@ type Config struct {
 	// when empty, the agent looks for it upwards from the working
 	// directory.
 	SourceDir string
+	// SkiffImage, when set, is the reference of the image the agent
+	// builds from its own binary (see SkiffImageRef) for the add-on
+	// workloads; pods that use it wait for the build instead of pulling.
+	SkiffImage string
+	// SkiffBinary is the binary that image is built from; this process's
+	// executable when empty.
+	SkiffBinary string
 	// Busybox is the static busybox binary the busybox test image is
 	// built from when missing; DefaultBusybox when empty. A missing binary
 	// only skips the image.
@@ -145,9 +160,20 @@ type Config struct {
 	// kubelet default when zero.
 	NodeStatusUpdateFrequency time.Duration
 
+	// InsecureRegistries are registries ("host" or "host:port") the
+	// private containerd pulls from over plain HTTP (docker's
+	// --insecure-registry); loopback registries need no entry (see
+	// registry.go).
+	InsecureRegistries []string
+
 	// KubeletTLS, when set, makes the agent serve the kubelet's HTTPS API
 	// (logs, exec, attach, port-forward) on KubeletPort for the API server.
 	KubeletTLS *KubeletTLS
+
+	// StaticPodPath is the directory of static pod manifests the kubelet
+	// runs and mirrors into the API (upstream's --pod-manifest-path);
+	// Paths.Manifests when empty.
+	StaticPodPath string
 }
 
 // KubeletTLS is the kubelet API server's TLS material.
@@ -169,6 +195,7 @@ type Paths struct {
 	PodLogs    string // pod log directories
 	Cache      string // images the agent built
 	Pods       string // pod directories (volumes)
+	Manifests  string // the default static pod directory
 }
 
 // PathsFor returns the agent's paths under dataDir.
@@ -181,6 +208,7 @@ func PathsFor(dataDir string) Paths {
 		PodLogs:    filepath.Join(dir, "pods-logs"),
 		Cache:      filepath.Join(dir, "cache"),
 		Pods:       filepath.Join(dir, "pods"),
+		Manifests:  filepath.Join(dir, "manifests"),
 	}
 }
 
@@ -214,6 +242,13 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxPods <= 0 {
 		cfg.MaxPods = DefaultMaxPods
 	}
+	if cfg.SkiffImage != "" && cfg.SkiffBinary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return cfg, fmt.Errorf("agent: locating the skiff binary for its image: %w", err)
+		}
+		cfg.SkiffBinary = exe
+	}
 	if cfg.Busybox == "" {
 		cfg.Busybox = DefaultBusybox
 	}
@@ -225,6 +260,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("agent: resolving data dir: %w", err)
 	}
 	cfg.DataDir = abs
+	if cfg.StaticPodPath == "" {
+		cfg.StaticPodPath = PathsFor(abs).Manifests
+	}
 	return cfg, nil
 }
 
@@ -242,7 +280,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx = klog.NewContext(ctx, logger)
 	start := time.Now()
 	paths := PathsFor(cfg.DataDir)
-	for _, d := range []string{paths.Dir, paths.Images, paths.PodLogs, paths.Cache, paths.Pods} {
+	for _, d := range []string{paths.Dir, paths.Images, paths.PodLogs, paths.Cache, paths.Pods, paths.Manifests} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("agent: creating %s: %w", d, err)
 		}
@@ -265,13 +303,31 @@ func Run(ctx context.Context, cfg Config) error {
 			_ = os.Remove(paths.pidFile())
 		}
 	}()
+	if err := configureRegistries(ctx, cfg, paths, rt); err != nil {
+		return err
+	}
 	if err := ensureImages(ctx, cfg, paths, rt); err != nil {
 		return err
+	}
+	var skiff *skiffImage
+	if cfg.SkiffImage != "" {
+		buildCtx, stopBuild := context.WithCancel(ctx)
+		socket := strings.TrimPrefix(cfg.ContainerRuntimeEndpoint, "unix://")
+		if socket == "" {
+			socket = paths.Socket()
+		}
+		skiff = buildSkiffImage(buildCtx, cfg.SkiffImage, cfg.SkiffBinary, socket, paths, rt)
+		defer func() { stopBuild(); <-skiff.done }()
 	}
 
 	restCfg := rest.CopyConfig(cfg.RestConfig)
 	if restCfg.UserAgent == "" {
 		restCfg.UserAgent = "skiff-agent/" + cfg.NodeName
+	}
+	if restCfg.QPS == 0 {
+		// client-go's own default (5/s, burst 10) would queue the status
+		// updates and events of a burst of pod starts for many seconds.
+		restCfg.QPS, restCfg.Burst = DefaultKubeAPIQPS, DefaultKubeAPIBurst
 	}
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
@@ -296,7 +352,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var kubeletRef atomic.Pointer[kubelet.Kubelet]
 	cri, err := criruntime.New(criruntime.Config{
 		Runtime:        rt.conn.Runtime,
-		Images:         rt.conn.Images,
+		Images:         &localImages{ImageManagerService: rt.conn.Images, skiff: skiff},
 		PodLogsRoot:    paths.PodLogs,
 		CgroupRoot:     cfg.CgroupRoot,
 		NodeIPs:        nodeIPs,
@@ -312,6 +368,9 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		},
 		Volumes: volumes,
+		Secrets: func(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+			return client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -331,7 +390,9 @@ func Run(ctx context.Context, cfg Config) error {
 		Addresses:                 addrs,
 		SystemInfo:                systemInfo(),
 		NodeStatusUpdateFrequency: cfg.NodeStatusUpdateFrequency,
+		StaticPodPath:             cfg.StaticPodPath,
 		Volumes:                   volumes,
+		Workers:                   tmpWorkers(),
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -366,6 +427,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.KubeletTLS != nil {
 		srv, err := kserver.New(kserver.Config{Runtime: kserver.CRI{Runtime: rt.conn.Runtime},
+			Stats: cri, NodeName: cfg.NodeName,
 			Certificate: &cfg.KubeletTLS.Certificate, ClientCAs: cfg.KubeletTLS.ClientCAs})
 		if err != nil {
 			return fmt.Errorf("agent: kubelet API: %w", err)
@@ -409,3 +471,5 @@ func hostname() (string, error) {
 // DefaultNodeName is the node name of this machine: its hostname,
 // lowercased.
 func DefaultNodeName() (string, error) { return hostname() }
+
+func tmpWorkers() int { n, _ := strconv.Atoi(os.Getenv("SKIFF_TMP_WORKERS")); return n }

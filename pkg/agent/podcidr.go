@@ -55,12 +55,17 @@ func (g *podCIDRGate) UpdatePodCIDR(ctx context.Context, cidr string) error {
 	return nil
 }
 
-// SyncPod holds pod back until a pod range is applied.
+// SyncPod holds pod back until a pod range is applied, unless it uses
+// the host's network (it takes no address from the range): static pods of
+// that kind must run before the control plane allocates anything.
 func (g *podCIDRGate) SyncPod(ctx context.Context, pod *corev1.Pod) (kubelet.PodRuntimeStatus, error) {
 	select {
 	case <-g.ready:
 		return g.Runtime.SyncPod(ctx, pod)
 	default:
+		if pod.Spec.HostNetwork {
+			return g.Runtime.SyncPod(ctx, pod)
+		}
 		return kubelet.PodRuntimeStatus{NextSyncAfter: networkWaitRetry}, nil
 	}
 }

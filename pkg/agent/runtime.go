@@ -17,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-project/skiff/pkg/containerd"
+	"github.com/skiff-project/skiff/pkg/proxy"
 )
 
 // nodeRuntime is the CRI the agent runs pods on: the private containerd
@@ -183,9 +184,10 @@ func (r *nodeRuntime) close() {
 // Cleanup tears down what the agent of dataDir left on the node: every pod
 // of its private containerd (through the CRI, so CNI DEL releases
 // addresses and rules), containerd itself and its shims, mounts left under
-// its directory, the CNI bridge named bridgeName (containerd's default
-// when empty) and the pods' cgroups under cgroupRoot ("/" when empty; a
-// dedicated root is removed too once empty).
+// its directory, the service proxy's rules and routes (pkg/proxy), the
+// CNI bridge named bridgeName (containerd's default when empty) and the
+// pods' cgroups under cgroupRoot ("/" when empty; a dedicated root is
+// removed too once empty).
 // Images and logs stay. It keeps going after a failed step and returns
 // every error; cleaning a node with nothing running succeeds.
 func Cleanup(ctx context.Context, dataDir, bridgeName, cgroupRoot string) error {
@@ -199,6 +201,11 @@ func Cleanup(ctx context.Context, dataDir, bridgeName, cgroupRoot string) error 
 		errs = append(errs, terminate(ctx, pid, paths))
 	}
 	errs = append(errs, killShims(paths.Socket()))
+	// The kube-proxy pod is gone with the others; the rules and routes it
+	// programmed on this host go with the node.
+	if err := proxy.Cleanup(ctx, proxy.Config{}); err != nil {
+		errs = append(errs, fmt.Errorf("removing the service proxy's rules: %w", err))
+	}
 	mounts, err := containerd.MountsUnder(paths.Containerd)
 	errs = append(errs, err)
 	// Pod volumes (tmpfs for secrets, memory emptyDirs) live under Pods.

@@ -55,7 +55,11 @@ func (c *admissionChain) admit(ctx context.Context, ep *endpoint, op string, obj
 	if err := c.limitRanger(ctx, pod); err != nil {
 		return err
 	}
-	if pod.Spec.ServiceAccountName == "" {
+	if c.s.admissionEnabled(AdmissionServiceAccount) {
+		if err := c.serviceAccount(ctx, pod); err != nil {
+			return err
+		}
+	} else if pod.Spec.ServiceAccountName == "" {
 		pod.Spec.ServiceAccountName = "default"
 	}
 	if pod.Spec.DeprecatedServiceAccount == "" {
@@ -67,7 +71,7 @@ func (c *admissionChain) admit(ctx context.Context, ep *endpoint, op string, obj
 
 // validate runs the validating plugins.
 func (c *admissionChain) validate(ctx context.Context, ep *endpoint, op string, obj, old runtime.Object) error {
-	return nil
+	return c.s.checkEscalation(ctx, obj)
 }
 
 // admitDelete guards deletions: the system namespaces are immortal.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -45,7 +47,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		return nil
 	}
 	port, _ := strconv.Atoi(portStr)
-	firstIP := s.ips.ipAt(1)
+	firstIP := s.ips.firstIP()
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default",
 			Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
@@ -57,15 +59,107 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if err := s.ensure(ctx, coreServices, "default", svc, opts); err != nil {
 		return err
 	}
-	eps := &corev1.Endpoints{
-		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default",
-			Labels: map[string]string{"endpointslice.kubernetes.io/skip-mirror": "true"}},
-		Subsets: []corev1.EndpointSubset{{
-			Addresses: []corev1.EndpointAddress{{IP: host}},
-			Ports:     []corev1.EndpointPort{{Name: "https", Port: int32(port), Protocol: corev1.ProtocolTCP}},
-		}},
+	return s.reconcileMasterEndpoints(ctx, host, int32(port), opts)
+}
+
+// reconcileMasterEndpoints makes this server's address an endpoint of the
+// "kubernetes" Service, in its Endpoints and in its EndpointSlice (which
+// service proxies read). Addresses of other servers sharing the etcd (an
+// HA control plane) are kept; loopback addresses, which no pod can reach
+// and older versions wrote, are dropped. A converged object is not
+// written.
+func (s *Server) reconcileMasterEndpoints(ctx context.Context, host string, port int32, opts requestOptions) error {
+	keep := func(ips []string) []string {
+		out := []string{host}
+		for _, ip := range ips {
+			if parsed := net.ParseIP(ip); ip != host && parsed != nil && !parsed.IsLoopback() {
+				out = append(out, ip)
+			}
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
 	}
-	return s.ensure(ctx, schema.GroupVersionResource{Version: "v1", Resource: "endpoints"}, "default", eps, opts)
+	epPort := corev1.EndpointPort{Name: "https", Port: port, Protocol: corev1.ProtocolTCP}
+	endpointsFor := func(ips []string) *corev1.Endpoints {
+		eps := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default",
+			Labels: map[string]string{"endpointslice.kubernetes.io/skip-mirror": "true"}}}
+		sub := corev1.EndpointSubset{Ports: []corev1.EndpointPort{epPort}}
+		for _, ip := range ips {
+			sub.Addresses = append(sub.Addresses, corev1.EndpointAddress{IP: ip})
+		}
+		eps.Subsets = []corev1.EndpointSubset{sub}
+		return eps
+	}
+	epGVR := schema.GroupVersionResource{Version: "v1", Resource: "endpoints"}
+	ep, ok := s.lookup(epGVR)
+	if !ok {
+		return fmt.Errorf("no endpoint for %s", epGVR)
+	}
+	_, _, err := s.update(ctx, ep, "default", "kubernetes", "", opts, func(cur runtime.Object) (runtime.Object, error) {
+		eps := cur.(*corev1.Endpoints)
+		var ips []string
+		for _, sub := range eps.Subsets {
+			for _, a := range sub.Addresses {
+				ips = append(ips, a.IP)
+			}
+		}
+		want := endpointsFor(keep(ips))
+		eps.Subsets = want.Subsets
+		if eps.Labels == nil {
+			eps.Labels = map[string]string{}
+		}
+		eps.Labels["endpointslice.kubernetes.io/skip-mirror"] = "true"
+		return eps, nil
+	}, func() (runtime.Object, error) { return endpointsFor([]string{host}), nil })
+	if err != nil {
+		return fmt.Errorf("reconcile the kubernetes Endpoints: %w", err)
+	}
+
+	family := discoveryv1.AddressTypeIPv4
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		family = discoveryv1.AddressTypeIPv6
+	}
+	ready := true
+	name, proto := "https", corev1.ProtocolTCP
+	sliceFor := func(ips []string) *discoveryv1.EndpointSlice {
+		es := &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default",
+				Labels: map[string]string{discoveryv1.LabelServiceName: "kubernetes"}},
+			AddressType: family,
+			Ports:       []discoveryv1.EndpointPort{{Name: &name, Port: &port, Protocol: &proto}},
+		}
+		for _, ip := range ips {
+			es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{ip},
+				Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
+		}
+		return es
+	}
+	esGVR := schema.GroupVersionResource{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"}
+	es, ok := s.lookup(esGVR)
+	if !ok {
+		return fmt.Errorf("no endpoint for %s", esGVR)
+	}
+	_, _, err = s.update(ctx, es, "default", "kubernetes", "", opts, func(cur runtime.Object) (runtime.Object, error) {
+		slice := cur.(*discoveryv1.EndpointSlice)
+		var ips []string
+		for _, e := range slice.Endpoints {
+			ips = append(ips, e.Addresses...)
+		}
+		if slice.AddressType != family {
+			ips = nil
+		}
+		want := sliceFor(keep(ips))
+		slice.AddressType, slice.Endpoints, slice.Ports = want.AddressType, want.Endpoints, want.Ports
+		if slice.Labels == nil {
+			slice.Labels = map[string]string{}
+		}
+		slice.Labels[discoveryv1.LabelServiceName] = "kubernetes"
+		return slice, nil
+	}, func() (runtime.Object, error) { return sliceFor([]string{host}), nil })
+	if err != nil {
+		return fmt.Errorf("reconcile the kubernetes EndpointSlice: %w", err)
+	}
+	return nil
 }
 
 // ensure creates obj unless it already exists.

@@ -166,6 +166,7 @@ func (s *Server) buildDiscovery() *discoveryDoc {
 		d.groupByName[g] = group
 		d.aggregatedGroups.Items = append(d.aggregatedGroups.Items, aggGroup)
 	}
+	s.addMetricsDiscovery(d)
 	return d
 }
 

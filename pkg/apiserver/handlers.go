@@ -39,6 +39,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.serveDiscoveryPath(w, r)
 		return
 	}
+	if s.serveReview(w, r, info) {
+		return
+	}
 	gvr := schema.GroupVersionResource{Group: info.Group, Version: info.Version, Resource: info.Resource}
 	ep, ok := s.lookup(gvr)
 	if !ok {
@@ -84,6 +87,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.serveEviction(w, r, ep, info)
+	case "token":
+		if ep.res.Resource != "serviceaccounts" || ep.res.Group != "" {
+			s.writeError(w, r, notFoundPath())
+			return
+		}
+		s.serveToken(w, r, info)
 	case "finalize":
 		if ep.res.Resource != "namespaces" {
 			s.writeError(w, r, notFoundPath())
@@ -459,25 +468,26 @@ func (s *Server) create(ctx context.Context, ep *endpoint, ns string, obj runtim
 		}
 		obj = updated
 	}
-	release, err := s.allocate(ep, obj, nil, opts.dryRun)
+	alloc, err := s.allocate(ctx, ep, obj, nil, opts.dryRun)
 	if err != nil {
 		return nil, err
 	}
 	if opts.dryRun {
-		release()
+		alloc.revert()
 		return obj, nil
 	}
 	stored, err := ep.toStorage(obj)
 	if err != nil {
-		release()
+		alloc.revert()
 		return nil, apierrors.NewInternalError(err)
 	}
 	a, _ = meta.Accessor(obj)
 	created, err := ep.store.Create(ctx, ep.key(a.GetNamespace(), a.GetName()), stored)
 	if err != nil {
-		release()
+		alloc.revert()
 		return nil, storageError(err, ep.groupResource(), a.GetName())
 	}
+	alloc.commit()
 	s.afterWrite(ep, created)
 	return ep.toServed(created)
 }
@@ -570,7 +580,7 @@ func (s *Server) update(ctx context.Context, ep *endpoint, ns, name, sub string,
 	key := ep.key(ns, name)
 	var result runtime.Object
 	var finalDelete bool
-	var allocRelease func()
+	var alloc *allocation
 	doUpdate := func(curStored runtime.Object) (runtime.Object, error) {
 		cur, err := ep.toServed(curStored)
 		if err != nil {
@@ -584,10 +594,8 @@ func (s *Server) update(ctx context.Context, ep *endpoint, ns, name, sub string,
 		if err != nil {
 			return nil, err
 		}
-		if allocRelease != nil {
-			allocRelease()
-		}
-		allocRelease, err = s.allocate(ep, newObj, cur, opts.dryRun)
+		alloc.revert()
+		alloc, err = s.allocate(ctx, ep, newObj, cur, opts.dryRun)
 		if err != nil {
 			return nil, err
 		}
@@ -605,6 +613,7 @@ func (s *Server) update(ctx context.Context, ep *endpoint, ns, name, sub string,
 	case errors.Is(err, errDryRun):
 		return result, false, nil
 	case errors.Is(err, storage.ErrNotFound) && createFn != nil:
+		alloc.revert()
 		obj, cerr := createFn()
 		if cerr != nil {
 			return nil, false, cerr
@@ -615,15 +624,14 @@ func (s *Server) update(ctx context.Context, ep *endpoint, ns, name, sub string,
 		created, cerr := s.create(ctx, ep, ns, obj, opts)
 		return created, cerr == nil, cerr
 	case err != nil:
-		if allocRelease != nil {
-			allocRelease()
-		}
+		alloc.revert()
 		var apiStatus apierrors.APIStatus
 		if errors.As(err, &apiStatus) {
 			return nil, false, err
 		}
 		return nil, false, storageError(err, ep.groupResource(), name)
 	}
+	alloc.commit()
 	if finalDelete {
 		a, _ := meta.Accessor(updated)
 		rv := a.GetResourceVersion()

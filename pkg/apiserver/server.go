@@ -6,6 +6,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/managedfields"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/applyconfigurations"
 	"k8s.io/klog/v2"
@@ -39,14 +41,37 @@ type Config struct {
 	Store *storage.Store
 	// Authenticator maps a request to a user; nil refuses every request.
 	Authenticator Authenticator
-	// Authorizer decides; nil allows only system:masters.
+	// Authorizer decides; nil means AuthorizationMode's authorizer.
 	Authorizer Authorizer
+	// AuthorizationMode picks the built-in authorizer when Authorizer is
+	// nil: AuthorizationModeRBAC (the default when empty),
+	// AuthorizationModeAlwaysAllow or AuthorizationModeMastersOnly.
+	AuthorizationMode string
+	// ServiceAccountSigningKey signs ServiceAccount tokens (TokenRequest);
+	// nil means the token subresource is not served.
+	ServiceAccountSigningKey crypto.Signer
+	// ServiceAccountPublicKeys verify ServiceAccount tokens besides the
+	// signing key's own public half (key rotation).
+	ServiceAccountPublicKeys []crypto.PublicKey
+	// ServiceAccountIssuer is the "iss" of issued tokens; empty means
+	// DefaultServiceAccountIssuer.
+	ServiceAccountIssuer string
+	// APIAudiences are the audiences tokens must carry to authenticate to
+	// this server; empty means just the issuer.
+	APIAudiences []string
+	// DisabledAdmissionPlugins names built-in admission plugins that do
+	// not run, as upstream's --disable-admission-plugins. Only
+	// AdmissionServiceAccount can be disabled.
+	DisabledAdmissionPlugins []string
 	// ExternalAddress is host:port clients reach this server at (discovery's
 	// serverAddressByClientCIDRs).
 	ExternalAddress string
 	// ServiceClusterIPRange is where Service ClusterIPs come from
 	// (default 10.96.0.0/12).
 	ServiceClusterIPRange *net.IPNet
+	// ServiceNodePortRange is where Service node ports come from; the zero
+	// value means upstream's default, 30000-32767.
+	ServiceNodePortRange utilnet.PortRange
 	// MaxRequestBodyBytes defaults to DefaultMaxRequestBodyBytes.
 	MaxRequestBodyBytes int64
 	// Version is served at /version.
@@ -58,6 +83,10 @@ type Config struct {
 	// plugin gives pods for the not-ready / unreachable taints (default 300).
 	DefaultNotReadyTolerationSeconds    *int64
 	DefaultUnreachableTolerationSeconds *int64
+	// MetricsResolution is how often every kubelet's resource metrics are
+	// scraped for metrics.k8s.io (metricsapi.go): DefaultMetricsResolution
+	// (15 s) when zero; negative turns metrics.k8s.io off.
+	MetricsResolution time.Duration
 }
 
 // HealthCheck is one named /readyz check.
@@ -76,8 +105,16 @@ type Server struct {
 	openapi       *openapi.Service
 	metrics       *metrics
 	admission     *admissionChain
-	ips           *ipAllocator
+	ips           *serviceAllocator
 	handler       http.Handler
+
+	// tokens issues and verifies ServiceAccount tokens; nil without keys.
+	tokens *tokenService
+	// rbac is the RBAC authorizer when it is the one in use, else nil.
+	rbac *rbacAuthorizer
+
+	// resourceMetrics serves metrics.k8s.io; immutable; nil when off.
+	resourceMetrics *resourceMetrics
 
 	// kubelet is the client for pods' log/exec/attach/portforward; nil
 	// until SetKubeletClient.
@@ -102,12 +139,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxRequestBodyBytes == 0 {
 		cfg.MaxRequestBodyBytes = DefaultMaxRequestBodyBytes
 	}
-	if cfg.Authorizer == nil {
-		cfg.Authorizer = MastersOnly{}
-	}
 	if cfg.ServiceClusterIPRange == nil {
 		_, n, _ := net.ParseCIDR("10.96.0.0/12")
 		cfg.ServiceClusterIPRange = n
+	}
+	if cfg.ServiceNodePortRange.Size == 0 {
+		cfg.ServiceNodePortRange = defaultServiceNodePortRange()
 	}
 	scheme, err := newScheme()
 	if err != nil {
@@ -121,6 +158,8 @@ func New(cfg Config) (*Server, error) {
 		metrics:       newMetrics(),
 		endpoints:     map[schema.GroupVersionResource]*endpoint{},
 		crds:          map[string]*crdState{},
+
+		resourceMetrics: newResourceMetrics(cfg.MetricsResolution),
 	}
 	builtin := registry.Builtin()
 	for _, r := range builtin {
@@ -134,8 +173,15 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build openapi: %w", err)
 	}
-	s.ips = newIPAllocator(cfg.ServiceClusterIPRange)
+	servicesEP, _ := s.lookup(coreServices)
+	s.ips, err = newServiceAllocator(cfg.Store, scheme, servicesEP, cfg.ServiceClusterIPRange, cfg.ServiceNodePortRange)
+	if err != nil {
+		return nil, err
+	}
 	s.admission = newAdmissionChain(s)
+	if err := s.setUpAuth(); err != nil {
+		return nil, err
+	}
 	s.discovery = s.buildDiscovery()
 	s.handler = s.buildHandler()
 	return s, nil
@@ -145,20 +191,25 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Start bootstraps what a cluster needs from the first second (the default
-// namespaces, custom resources of stored CRDs, the Service IP allocator's
-// view) and then keeps custom resources in sync until ctx is done. It
+// namespaces, custom resources of stored CRDs, the Service IP and node
+// port allocation records repaired from the stored Services) and then keeps
+// custom resources in sync and those records repaired until ctx is done. It
 // returns once bootstrap is complete.
 func (s *Server) Start(ctx context.Context) error {
 	if err := s.loadCRDs(ctx); err != nil {
 		return fmt.Errorf("load custom resource definitions: %w", err)
 	}
-	if err := s.ips.load(ctx, s); err != nil {
-		return fmt.Errorf("load service IPs: %w", err)
+	if err := s.ips.start(ctx); err != nil {
+		return fmt.Errorf("repair service IP and node port allocations: %w", err)
 	}
 	if err := s.bootstrap(ctx); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
+	if err := s.startAuth(ctx); err != nil {
+		return err
+	}
 	go s.watchCRDs(ctx)
+	go s.runResourceMetrics(ctx)
 	s.mu.Lock()
 	s.ready = true
 	s.mu.Unlock()
@@ -187,6 +238,7 @@ func (s *Server) buildHandler() http.Handler {
 	mux.HandleFunc("/api/", s.serveAPI)
 	mux.HandleFunc("/apis", s.serveAPIGroupList)
 	mux.HandleFunc("/apis/", s.serveAPI)
+	mux.HandleFunc("/apis/"+metricsGroup+"/", s.serveMetricsAPI)
 	mux.HandleFunc("/", s.serveRoot)
 	var h http.Handler = mux
 	h = s.withAuthorization(h)

@@ -45,6 +45,8 @@ func NewCommand() *cobra.Command {
                         simulated nodes plus a Deployment (or bare pods):
                         time to all scheduled and Running, pods/s, startup
                         latency, server memory
+  skiff bench pods      real pods on one node (containerd): create → Running
+                        and Ready latency, pods/s, the kubelet's memory
 
 Each prints a table, or JSON with -o json.`,
 		Args: cobra.NoArgs,
@@ -55,6 +57,7 @@ Each prints a table, or JSON with -o json.`,
 		newAPICommand(g),
 		newStartupCommand(g),
 		newSchedulingCommand(g),
+		newPodsCommand(g),
 	)
 	return cmd
 }

@@ -43,8 +43,17 @@ func runAgent(ctx context.Context, cfg ServerConfig, loopback *rest.Config, pki 
 		DataDir:    cfg.DataDir,
 		ClusterDNS: []string{dns.String()},
 		KubeletTLS: kubeletTLS,
+		SkiffImage: SkiffImage(),
+
+		InsecureRegistries: cfg.InsecureRegistries,
+
+		StaticPodPath: cfg.StaticPodPath,
 	})
 }
+
+// SkiffImage is the image every node builds from its own skiff binary
+// and the add-on workloads (kube-proxy, CoreDNS) run.
+func SkiffImage() string { return agent.SkiffImageRef(Version) }
 
 // kubeletAPIClientCN is the user the API server presents to kubelets.
 const kubeletAPIClientCN = "kube-apiserver-kubelet-client"

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -71,6 +73,25 @@ func startComponents(ctx context.Context, cfg ServerConfig, pki *PKI) *runningCo
 	if !cfg.DisableAgent {
 		run("agent", func(ctx context.Context) error { return runAgent(ctx, cfg, loopback, pki) })
 	}
+	run("addons", func(ctx context.Context) error {
+		client, err := kubernetes.NewForConfig(loopback)
+		if err != nil {
+			return fmt.Errorf("add-ons client: %w", err)
+		}
+		dns, err := ClusterDNSIP(cfg.ServiceClusterIPRange)
+		if err != nil {
+			return err
+		}
+		runAddons(ctx, client, addonConfig{
+			Image:         SkiffImage(),
+			APIServerURL:  "https://" + net.JoinHostPort(cfg.AdvertiseAddress.String(), strconv.Itoa(cfg.SecurePort)),
+			ClusterCIDR:   cfg.ClusterCIDR.String(),
+			DNSIP:         dns.String(),
+			ClusterDomain: "cluster.local",
+			Disabled:      cfg.Disable,
+		})
+		return nil
+	})
 	return rc
 }
 

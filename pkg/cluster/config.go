@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/skiff-project/skiff/pkg/apiserver"
 )
 
 // DefaultDataDir is where a server keeps its state (etcd, PKI, kubeconfigs)
@@ -47,18 +51,37 @@ type ServerConfig struct {
 	// TokenAuthFile is a static token file (CSV: token,user,uid[,"group1,group2"])
 	// as in upstream --token-auth-file; empty disables it.
 	TokenAuthFile string
+	// AuthorizationMode is the API server's authorizer (--authorization-mode):
+	// RBAC (the default), AlwaysAllow or MastersOnly.
+	AuthorizationMode string
+	// ServiceAccountIssuer is the "iss" (and default audience) of
+	// ServiceAccount tokens (--service-account-issuer); empty means
+	// https://kubernetes.default.svc.cluster.local.
+	ServiceAccountIssuer string
 
 	// ServiceClusterIPRange is where ClusterIPs are allocated from; its first
 	// address is the "kubernetes" Service's ClusterIP.
 	ServiceClusterIPRange netip.Prefix
 	// ClusterCIDR is the pod network, split into per-node podCIDRs.
 	ClusterCIDR netip.Prefix
+	// ServiceNodePortRange is where NodePort and LoadBalancer Services get
+	// their node ports (--service-node-port-range, both ends inclusive).
+	ServiceNodePortRange utilnet.PortRange
 
 	// DisableAgent stops the server from running the node agent (kubelet and
 	// proxy) for this machine: a control-plane-only server.
 	DisableAgent bool
+	// Disable names add-ons (see Addons) the server does not run, like
+	// k3s's --disable.
+	Disable []string
 	// NodeName is the name of this machine's Node; empty means the hostname.
 	NodeName string
+	// InsecureRegistries are registries ("host" or "host:port") the node
+	// agent pulls from over plain HTTP (agent.Config.InsecureRegistries).
+	InsecureRegistries []string
+	// StaticPodPath is the agent's static pod manifest directory
+	// (--pod-manifest-path); empty means <data-dir>/agent/manifests.
+	StaticPodPath string
 
 	// NodeMonitorGracePeriod is how long a node may go without renewing its
 	// Lease or status before it is marked NotReady/Unknown.
@@ -82,8 +105,10 @@ func DefaultServerConfig() ServerConfig {
 		DataDir:                             DefaultDataDir,
 		BindAddress:                         netip.MustParseAddr("0.0.0.0"),
 		SecurePort:                          6443,
+		AuthorizationMode:                   apiserver.AuthorizationModeRBAC,
 		ServiceClusterIPRange:               netip.MustParsePrefix("10.96.0.0/12"),
 		ClusterCIDR:                         netip.MustParsePrefix("10.244.0.0/16"),
+		ServiceNodePortRange:                utilnet.PortRange{Base: 30000, Size: 2768},
 		NodeMonitorGracePeriod:              40 * time.Second,
 		DefaultNotReadyTolerationSeconds:    300,
 		DefaultUnreachableTolerationSeconds: 300,
@@ -109,8 +134,12 @@ func (c *ServerConfig) Validate() error {
 		return errors.New("--cluster-cidr must be a CIDR, e.g. 10.244.0.0/16")
 	case c.ServiceClusterIPRange.Overlaps(c.ClusterCIDR):
 		return fmt.Errorf("--service-cluster-ip-range %s overlaps --cluster-cidr %s; pick disjoint ranges", c.ServiceClusterIPRange, c.ClusterCIDR)
+	case c.ServiceClusterIPRange.Addr().Is4() && c.ServiceClusterIPRange.Bits() < 12:
+		return fmt.Errorf("--service-cluster-ip-range %s is too large; for 32-bit addresses, the mask must be >= 12", c.ServiceClusterIPRange)
 	case c.ServiceClusterIPRange.Bits() >= c.ServiceClusterIPRange.Addr().BitLen()-1:
 		return fmt.Errorf("--service-cluster-ip-range %s is too small; it needs room for the kubernetes Service and others", c.ServiceClusterIPRange)
+	case c.ServiceNodePortRange.Size <= 0 || c.ServiceNodePortRange.Base <= 0:
+		return errors.New("--service-node-port-range must be a port range, e.g. 30000-32767")
 	case c.NodeMonitorGracePeriod <= 0:
 		return fmt.Errorf("--node-monitor-grace-period %v must be positive", c.NodeMonitorGracePeriod)
 	case c.DefaultNotReadyTolerationSeconds < 0:
@@ -119,6 +148,13 @@ func (c *ServerConfig) Validate() error {
 		return fmt.Errorf("--default-unreachable-toleration-seconds %d must not be negative", c.DefaultUnreachableTolerationSeconds)
 	case c.LogLevel < 0:
 		return fmt.Errorf("--log-level %d must not be negative", c.LogLevel)
+	case c.AuthorizationMode != "" && !slices.Contains(apiserver.AuthorizationModes(), c.AuthorizationMode):
+		return fmt.Errorf("--authorization-mode %q: use one of %s", c.AuthorizationMode, strings.Join(apiserver.AuthorizationModes(), ", "))
+	}
+	for _, d := range c.Disable {
+		if !slices.Contains(Addons(), d) {
+			return fmt.Errorf("--disable %q: unknown add-on; the add-ons are %s", d, strings.Join(Addons(), ", "))
+		}
 	}
 	for _, san := range c.TLSSANs {
 		if err := validateSAN(san); err != nil {

@@ -32,6 +32,8 @@ func TestServerConfigValidate(t *testing.T) {
 		{name: "no service range", modify: func(c *ServerConfig) { c.ServiceClusterIPRange = netip.Prefix{} }, wantErr: "--service-cluster-ip-range"},
 		{name: "no cluster cidr", modify: func(c *ServerConfig) { c.ClusterCIDR = netip.Prefix{} }, wantErr: "--cluster-cidr"},
 		{name: "overlapping ranges", modify: func(c *ServerConfig) { c.ClusterCIDR = netip.MustParsePrefix("10.96.0.0/16") }, wantErr: "overlaps"},
+		{name: "service range /8", modify: func(c *ServerConfig) { c.ServiceClusterIPRange = netip.MustParsePrefix("172.0.0.0/8") }, wantErr: "too large"},
+		{name: "no node port range", modify: func(c *ServerConfig) { c.ServiceNodePortRange.Size = 0 }, wantErr: "--service-node-port-range"},
 		{name: "service range /32", modify: func(c *ServerConfig) { c.ServiceClusterIPRange = netip.MustParsePrefix("10.96.0.1/32") }, wantErr: "too small"},
 		{name: "zero grace period", modify: func(c *ServerConfig) { c.NodeMonitorGracePeriod = 0 }, wantErr: "--node-monitor-grace-period"},
 		{name: "negative not-ready toleration", modify: func(c *ServerConfig) { c.DefaultNotReadyTolerationSeconds = -1 }, wantErr: "not-ready"},

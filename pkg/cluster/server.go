@@ -100,7 +100,13 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		Authenticator:         authn,
 		ExternalAddress:       advertise,
 		ServiceClusterIPRange: serviceRange,
+		ServiceNodePortRange:  cfg.ServiceNodePortRange,
 		Version:               VersionInfo(),
+
+		AuthorizationMode: cfg.AuthorizationMode,
+		// The PKI's sa.key signs and verifies ServiceAccount tokens.
+		ServiceAccountSigningKey: pki.ServiceAccountKey,
+		ServiceAccountIssuer:     cfg.ServiceAccountIssuer,
 
 		DefaultNotReadyTolerationSeconds:    &cfg.DefaultNotReadyTolerationSeconds,
 		DefaultUnreachableTolerationSeconds: &cfg.DefaultUnreachableTolerationSeconds,
@@ -141,6 +147,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		cfg.LocalURL(), time.Since(start).Round(time.Millisecond), kubeconfig)
 
 	components := startComponents(srvCtx, cfg, pki)
+	components.wg.Go(func() { runControlPlanePods(srvCtx, cfg, pki, client, start) })
 
 	select {
 	case <-ctx.Done():

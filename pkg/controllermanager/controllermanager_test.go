@@ -43,9 +43,9 @@ func TestRegistryNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"cronjob", "daemonset", "deployment", "disruption", "endpoint", "endpointslice", "garbagecollector",
+	want := []string{"clusterrole-aggregation", "cronjob", "daemonset", "deployment", "disruption", "endpoint", "endpointslice", "garbagecollector",
 		"horizontalpodautoscaling", "job", "namespace", "nodeipam", "nodelifecycle", "replicaset", "replicationcontroller",
-		"resourcequota", "serviceaccount", "statefulset", "ttlafterfinished"}
+		"resourcequota", "root-ca-cert-publisher", "serviceaccount", "statefulset", "ttlafterfinished"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("registered controllers (-want +got):\n%s", diff)
 	}

@@ -2,7 +2,12 @@ package controllermanager
 
 import (
 	"context"
+	"fmt"
+	"os"
 
+	"k8s.io/klog/v2"
+
+	"github.com/skiff-project/skiff/pkg/controller/clusterroleaggregation"
 	"github.com/skiff-project/skiff/pkg/controller/cronjob"
 	"github.com/skiff-project/skiff/pkg/controller/daemonset"
 	"github.com/skiff-project/skiff/pkg/controller/deployment"
@@ -16,6 +21,7 @@ import (
 	"github.com/skiff-project/skiff/pkg/controller/podautoscaler"
 	"github.com/skiff-project/skiff/pkg/controller/replicaset"
 	"github.com/skiff-project/skiff/pkg/controller/resourcequota"
+	"github.com/skiff-project/skiff/pkg/controller/rootcacert"
 	"github.com/skiff-project/skiff/pkg/controller/serviceaccount"
 	"github.com/skiff-project/skiff/pkg/controller/statefulset"
 	"github.com/skiff-project/skiff/pkg/controller/ttlafterfinished"
@@ -47,7 +53,46 @@ func registry() map[string]initFunc {
 		"cronjob":                  startCronJob,
 		"ttlafterfinished":         startTTLAfterFinished,
 		"horizontalpodautoscaling": startHPA,
+		"root-ca-cert-publisher":   startRootCACertPublisher,
+		"clusterrole-aggregation":  startClusterRoleAggregation,
 	}
+}
+
+func startClusterRoleAggregation(_ context.Context, cc *controllerContext) error {
+	c, err := clusterroleaggregation.New(cc.Client, cc.Informers.Rbac().V1().ClusterRoles())
+	if err != nil {
+		return err
+	}
+	cc.Go("clusterrole-aggregation", func(ctx context.Context) error { return c.Run(ctx, 1) })
+	return nil
+}
+
+// startRootCACertPublisher publishes the CA that verifies the API server
+// (the one the controller manager's own client trusts, as upstream
+// without --root-ca-file) into every namespace; without one it does
+// nothing.
+func startRootCACertPublisher(ctx context.Context, cc *controllerContext) error {
+	var ca []byte
+	if cfg := cc.Options.Config; cfg != nil {
+		ca = cfg.TLSClientConfig.CAData
+		if len(ca) == 0 && cfg.TLSClientConfig.CAFile != "" {
+			var err error
+			if ca, err = os.ReadFile(cfg.TLSClientConfig.CAFile); err != nil {
+				return fmt.Errorf("root CA publisher: %w", err)
+			}
+		}
+	}
+	if len(ca) == 0 {
+		klog.FromContext(ctx).Info("no CA bundle in the API server config; not publishing kube-root-ca.crt", "controller", rootcacert.Name)
+		return nil
+	}
+	inf := cc.Informers
+	c, err := rootcacert.New(cc.Client, ca, inf.Core().V1().Namespaces(), inf.Core().V1().ConfigMaps())
+	if err != nil {
+		return err
+	}
+	cc.Go("root-ca-cert-publisher", func(ctx context.Context) error { return c.Run(ctx, 1) })
+	return nil
 }
 
 func startJob(_ context.Context, cc *controllerContext) error {

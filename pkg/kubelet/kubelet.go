@@ -116,6 +116,17 @@ type Config struct {
 	// before each SyncPod and removes them once a pod is killed for
 	// good. Runtimes that mount nothing (the simulated one) leave it nil.
 	Volumes VolumeManager
+
+	// StaticPodPath, upstream's --pod-manifest-path, is a directory of
+	// Pod manifests (YAML or JSON, one or more documents per file;
+	// hidden files are ignored) that the kubelet runs as static pods,
+	// whether or not the API server is reachable, and shows in the API
+	// as mirror pods. Empty disables static pods. The directory need not
+	// exist yet.
+	StaticPodPath string
+	// FileCheckFrequency is how often StaticPodPath is re-read
+	// (DefaultFileCheckFrequency).
+	FileCheckFrequency time.Duration
 }
 
 // Kubelet is the node agent of one node. Create it with New and start it
@@ -148,6 +159,17 @@ type Kubelet struct {
 	// so that a pod deleted (or re-created under the same name) is killed
 	// in the runtime; guarded by mu.
 	known map[string]types.UID
+	// static holds the static pods; immutable; nil without
+	// Config.StaticPodPath.
+	static *fileSource
+	// staticStatus holds the last status of each static pod, by key;
+	// guarded by mu.
+	staticStatus map[string]staticStatus
+	// nodeUID is the registered Node's UID, the owner of mirror pods;
+	// nodeKnown reports that it was recorded (see noteNode). Guarded by
+	// mu.
+	nodeUID   types.UID
+	nodeKnown bool
 }
 
 // New validates cfg, applies defaults and returns a Kubelet that does
@@ -176,6 +198,7 @@ func New(cfg Config) (*Kubelet, error) {
 	setDefault(&cfg.LeaseDuration, DefaultLeaseDuration)
 	setDefault(&cfg.LeaseRenewInterval, cfg.LeaseDuration/4)
 	setDefault(&cfg.ResyncInterval, DefaultResyncInterval)
+	setDefault(&cfg.FileCheckFrequency, DefaultFileCheckFrequency)
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
 	}
@@ -200,6 +223,10 @@ func New(cfg Config) (*Kubelet, error) {
 	}
 	if k.pods == nil {
 		k.pods, k.ownPods = NewPodSource(cfg.Client, cfg.NodeName), true
+	}
+	k.staticStatus = map[string]staticStatus{}
+	if cfg.StaticPodPath != "" {
+		k.static = newFileSource(cfg.StaticPodPath, cfg.NodeName, cfg.Clock, cfg.FileCheckFrequency, k.queue.Add)
 	}
 	if k.recorder == nil {
 		k.events = record.NewBroadcaster(record.WithContext(context.Background()))
@@ -228,10 +255,12 @@ func setDefault(d *time.Duration, def time.Duration) {
 func (k *Kubelet) Registered() <-chan struct{} { return k.registered }
 
 // Run registers the node, then heartbeats and syncs pods until ctx is done.
-// It returns nil after a clean stop (every goroutine it started has
-// exited), or an error if it could not start. Stopping Run only stops the
-// heartbeats: the node's pods keep running in the runtime, and the node
-// lifecycle controller marks the node NotReady once its Lease expires.
+// Static pods are read and started first, before and regardless of the
+// registration. It returns nil after a clean stop (every goroutine it
+// started has exited), or an error if it could not start. Stopping Run
+// only stops the heartbeats: the node's pods keep running in the runtime,
+// and the node lifecycle controller marks the node NotReady once its Lease
+// expires.
 func (k *Kubelet) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx).WithValues("node", k.cfg.NodeName)
 	ctx = klog.NewContext(ctx, logger)
@@ -250,9 +279,32 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	}
 	k.recorder.Event(k.nodeRef(), corev1.EventTypeNormal, "Starting", "Starting kubelet.")
 
+	defer k.queue.ShutDown()
+	startWorkers := func() {
+		for range k.cfg.Workers {
+			wg.Go(func() {
+				defer utilruntime.HandleCrash()
+				for k.processNext(ctx) {
+				}
+			})
+		}
+	}
+	if k.static != nil {
+		// Static pods need no API server (they may be the API server):
+		// they start now, and their mirror pods follow once the node is
+		// registered and the pod cache synced.
+		k.static.scan(ctx)
+		wg.Go(func() { k.static.run(ctx) })
+		for _, key := range k.static.keys() {
+			k.queue.Add(key)
+		}
+		startWorkers()
+	}
+
 	if err := k.retry(ctx, "registering node", func() error { return k.registerNode(ctx) }); err != nil {
 		return err
 	}
+	k.noteNode(k.node)
 	close(k.registered)
 	logger.V(2).Info("node registered")
 	k.logErr(ctx, "renewing lease", k.renewLease(ctx))
@@ -269,14 +321,8 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	defer unregister()
 	k.logErr(ctx, "cleaning up orphaned pods", k.adoptRuntimePods(ctx))
 	k.enqueueAll()
-
-	defer k.queue.ShutDown()
-	for range k.cfg.Workers {
-		wg.Go(func() {
-			defer utilruntime.HandleCrash()
-			for k.processNext(ctx) {
-			}
-		})
+	if k.static == nil {
+		startWorkers()
 	}
 	k.heartbeat(ctx)
 	return nil
@@ -299,6 +345,7 @@ func (k *Kubelet) heartbeat(ctx context.Context) {
 			k.logErr(ctx, "renewing lease", k.renewLease(ctx))
 		case <-status.C():
 			k.logErr(ctx, "updating node status", k.syncNodeStatus(ctx, false))
+			k.noteNode(k.node)
 		case <-resync.C():
 			k.enqueueAll()
 		}
@@ -333,12 +380,15 @@ func (k *Kubelet) logErr(ctx context.Context, what string, err error) {
 	}
 }
 
-// enqueueAll queues every cached pod of the node for a sync, and every pod
-// the runtime runs for us, so that a deletion whose event was missed is
-// still noticed.
+// enqueueAll queues every cached pod of the node for a sync, every static
+// pod, and every pod the runtime runs for us, so that a deletion whose
+// event was missed is still noticed.
 func (k *Kubelet) enqueueAll() {
 	for _, p := range k.pods.podsOn(k.cfg.NodeName) {
 		k.queue.Add(p.Namespace + "/" + p.Name)
+	}
+	for _, key := range k.static.keys() {
+		k.queue.Add(key)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()

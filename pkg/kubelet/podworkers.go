@@ -48,23 +48,43 @@ func (k *Kubelet) processNext(ctx context.Context) bool {
 // until it is deleted, kills a deleted one, finishes the deletion of a
 // terminating one, and writes the pod status
 // only when it changed, so a converged pod costs no API writes.
+//
+// A static pod (from Config.StaticPodPath) under key wins over any API pod
+// of the same name; an API pod carrying the mirror annotation is never
+// run: it is the static pod's mirror, or an orphan to delete.
 func (k *Kubelet) syncPod(ctx context.Context, key string) error {
+	static, isStatic := k.static.get(key)
 	pod, exists := k.pods.get(key)
 	if exists && pod.Spec.NodeName != k.cfg.NodeName {
 		exists = false
 	}
+	var mirror *corev1.Pod
+	if exists && IsMirrorPod(pod) {
+		mirror, pod, exists = pod, nil, false
+	}
+	if isStatic {
+		pod, exists = static, true
+	}
 	k.mu.Lock()
 	knownUID, known := k.known[key]
+	if !isStatic {
+		delete(k.staticStatus, key) // its manifest went away
+	}
 	k.mu.Unlock()
 	if known && (!exists || pod.UID != knownUID) {
 		// The runtime runs a pod this key no longer names: deleted
-		// from the API without us (force deletion), or re-created under
-		// the same name with a new UID.
+		// from the API without us (force deletion), re-created under
+		// the same name with a new UID, or a static pod whose manifest
+		// changed or went away.
 		if err := k.killOrphan(ctx, key, knownUID); err != nil {
 			return err
 		}
 	}
 	switch {
+	case isStatic:
+		return k.syncStaticPod(ctx, key, static, mirror)
+	case mirror != nil:
+		return k.deleteOrphanedMirrorPod(ctx, key, mirror)
 	case !exists:
 		return nil
 	case pod.DeletionTimestamp != nil:
@@ -81,17 +101,7 @@ func (k *Kubelet) syncPod(ctx context.Context, key string) error {
 	k.mu.Lock()
 	k.known[key] = pod.UID
 	k.mu.Unlock()
-	resolved, envErrs := k.env.resolve(ctx, pod)
-	rs, syncErr := k.syncRuntimePod(ctx, pod, resolved)
-	explainEnvErrors(&rs, envErrs)
-	if k.probes != nil && k.applyProbes(ctx, pod, &rs) {
-		// Killed for failing a probe: the next sync restarts it.
-		k.queue.Add(key)
-	}
-	for _, e := range rs.Events {
-		k.recordPodEvent(pod, e)
-	}
-	status := generatePodStatus(pod, rs, k.hostIPs, k.cfg.Clock.Now())
+	status, next, syncErr := k.runPod(ctx, key, pod)
 	if !podStatusEqual(&pod.Status, &status) {
 		updated := pod.DeepCopy()
 		updated.Status = status
@@ -108,10 +118,28 @@ func (k *Kubelet) syncPod(ctx context.Context, key string) error {
 	if syncErr != nil {
 		return fmt.Errorf("syncing pod %s: %w", key, syncErr)
 	}
-	if rs.NextSyncAfter > 0 {
-		k.queue.AddAfter(key, rs.NextSyncAfter)
+	if next > 0 {
+		k.queue.AddAfter(key, next)
 	}
 	return nil
+}
+
+// runPod syncs pod (its environment resolved) in the runtime, applies its
+// probes, records the runtime's events and returns the status the pod
+// should have, when the runtime wants the next sync (0: no particular
+// time), and the runtime's error.
+func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod) (corev1.PodStatus, time.Duration, error) {
+	resolved, envErrs := k.env.resolve(ctx, pod)
+	rs, syncErr := k.syncRuntimePod(ctx, pod, resolved)
+	explainEnvErrors(&rs, envErrs)
+	if k.probes != nil && k.applyProbes(ctx, pod, &rs) {
+		// Killed for failing a probe: the next sync restarts it.
+		k.queue.Add(key)
+	}
+	for _, e := range rs.Events {
+		k.recordPodEvent(pod, e)
+	}
+	return generatePodStatus(pod, rs, k.hostIPs, k.cfg.Clock.Now()), rs.NextSyncAfter, syncErr
 }
 
 // terminatePod kills a pod that has a deletionTimestamp within its grace
@@ -256,11 +284,16 @@ func (k *Kubelet) forget(key string, uid types.UID) {
 	if k.known[key] == uid {
 		delete(k.known, key)
 	}
+	if k.staticStatus[key].uid == uid {
+		delete(k.staticStatus, key)
+	}
 }
 
 // adoptRuntimePods is called once at start, after the pod cache synced: it
-// adopts the runtime's pods that are still bound here and kills those
-// deleted while the kubelet was down.
+// adopts the runtime's pods that are still bound here (or are current
+// static pods) and kills those deleted while the kubelet was down. Static
+// pods may already be syncing (they start before the API is reachable):
+// a runtime pod a worker already tracks is the worker's to handle.
 func (k *Kubelet) adoptRuntimePods(ctx context.Context) error {
 	running, err := k.cfg.Runtime.ListPods(ctx)
 	if err != nil {
@@ -268,10 +301,18 @@ func (k *Kubelet) adoptRuntimePods(ctx context.Context) error {
 	}
 	for _, rp := range running {
 		key := rp.Namespace + "/" + rp.Name
-		if pod, ok := k.pods.get(key); ok && pod.UID == rp.UID && pod.Spec.NodeName == k.cfg.NodeName {
-			k.mu.Lock()
+		pod, ok := k.pods.get(key)
+		current := ok && pod.UID == rp.UID && pod.Spec.NodeName == k.cfg.NodeName && !IsMirrorPod(pod)
+		if sp, ok := k.static.get(key); ok {
+			current = sp.UID == rp.UID
+		}
+		k.mu.Lock()
+		tracked := k.known[key] == rp.UID
+		if current {
 			k.known[key] = rp.UID
-			k.mu.Unlock()
+		}
+		k.mu.Unlock()
+		if current || tracked {
 			continue
 		}
 		if err := k.killOrphan(ctx, key, rp.UID); err != nil {

@@ -113,7 +113,7 @@ func (s *Strategy) PrepareForUpdate(obj, old runtime.Object) {
 		mergeStringData(o)
 	case *corev1.Service:
 		if oldSvc, ok := old.(*corev1.Service); ok {
-			keepAllocations(o, oldSvc)
+			prepareServiceUpdate(o, oldSvc)
 		}
 	}
 	s.bumpGeneration(obj, old)
@@ -149,32 +149,6 @@ func generateJobSelector(job *batchv1.Job) {
 	job.Spec.Template.Labels["job-name"] = job.Name
 	if job.Spec.Selector == nil {
 		job.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"batch.kubernetes.io/controller-uid": uid}}
-	}
-}
-
-// keepAllocations carries a Service's allocated ClusterIPs and node ports
-// over an update that left them empty (kubectl apply of a manifest without
-// them), as upstream does.
-func keepAllocations(svc, old *corev1.Service) {
-	if svc.Spec.ClusterIP == "" && len(svc.Spec.ClusterIPs) == 0 && svc.Spec.Type == old.Spec.Type {
-		svc.Spec.ClusterIP = old.Spec.ClusterIP
-		svc.Spec.ClusterIPs = old.Spec.ClusterIPs
-	}
-	if len(svc.Spec.IPFamilies) == 0 {
-		svc.Spec.IPFamilies = old.Spec.IPFamilies
-	}
-	if svc.Spec.IPFamilyPolicy == nil {
-		svc.Spec.IPFamilyPolicy = old.Spec.IPFamilyPolicy
-	}
-	for i := range svc.Spec.Ports {
-		if svc.Spec.Ports[i].NodePort != 0 {
-			continue
-		}
-		for _, op := range old.Spec.Ports {
-			if op.Port == svc.Spec.Ports[i].Port && op.Protocol == svc.Spec.Ports[i].Protocol {
-				svc.Spec.Ports[i].NodePort = op.NodePort
-			}
-		}
 	}
 }
 

@@ -108,7 +108,13 @@ spec:
 	c.kubectl("exec", "ready", "--", "touch", "/tmp/ready")
 	c.kubectl("wait", "--for=condition=Ready", "pod/ready", "--timeout=30s")
 
-	c.kubectl("delete", "pod", "client", "scheduler-test", "live", "ready", "--grace-period=1")
+	checkStreaming(t, c, "scheduler-test", "client")
+	checkFailureModes(t, c)
+	checkConfigMapVolumeUpdate(t, c)
+	checkGracefulDelete(t, c)
+	checkRestartKeepsContainers(t, c, "scheduler-test")
+
+	c.kubectl("delete", "pod", "client", "scheduler-test", "live", "ready", "reader", "--grace-period=1")
 	eventually(t, 30*time.Second, "pods gone", func() bool {
 		out, _, _ := c.kubectlVersion("kubectl", "", "get", "pods", "--no-headers")
 		return strings.TrimSpace(out) == ""

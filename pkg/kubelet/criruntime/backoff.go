@@ -64,6 +64,19 @@ func (b *backoff) remaining(key string, eventTime time.Time) (left, delay time.D
 	return left, e.delay
 }
 
+// sinceUpdate returns how long key stays in backoff counted from its last
+// next (upstream's IsInBackOffSinceUpdate); zero means an action may
+// happen now.
+func (b *backoff) sinceUpdate(key string) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.entries[key]
+	if !ok {
+		return 0
+	}
+	return max(0, e.delay-b.clock.Now().Sub(e.lastUpdate))
+}
+
 // forget drops every entry whose key starts with prefix + "/".
 func (b *backoff) forget(prefix string) {
 	b.mu.Lock()

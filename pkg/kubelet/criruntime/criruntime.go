@@ -115,6 +115,11 @@ type Config struct {
 	// volume.Manager, which the kubelet's Config.Volumes sets up); when
 	// nil, volume mounts are ignored.
 	Volumes VolumeMounter
+	// Secrets reads a Secret, e.g. through the kubelet's client: the
+	// runtime reads a pod's spec.imagePullSecrets with it when an image of
+	// the pod is pulled (or checked for access, see pull.go). When nil,
+	// images are pulled without credentials.
+	Secrets func(ctx context.Context, namespace, name string) (*corev1.Secret, error)
 	// Events, when set, receives the events of a pod that happen outside
 	// SyncPod (FailedPreStopHook in KillPod); SyncPod reports its own in
 	// PodRuntimeStatus.Events. KillPod may call it from several
@@ -138,9 +143,12 @@ type Runtime struct {
 	// machineCPU and machineMemory default NodeAllocatable; immutable.
 	machineCPU, machineMemory resource.Quantity
 
-	// crashBackoff delays container restarts; pullBackoff image pulls.
+	// crashBackoff delays container restarts.
 	crashBackoff *backoff
-	pullBackoff  *backoff
+	// pulls keeps the image pull back-off and credentials (pull.go).
+	pulls *pullState
+	// cpuRates remembers Summary's previous CPU samples (stats.go).
+	cpuRates cpuRates
 }
 
 var _ kubelet.Runtime = (*Runtime)(nil)
@@ -177,7 +185,7 @@ func New(cfg Config) (*Runtime, error) {
 		machineCPU:    *resource.NewQuantity(int64(numCPU()), resource.DecimalSI),
 		machineMemory: *resource.NewQuantity(memTotal, resource.BinarySI),
 		crashBackoff:  newBackoff(cfg.Clock, InitialBackoff, MaxBackoff),
-		pullBackoff:   newBackoff(cfg.Clock, InitialBackoff, MaxBackoff),
+		pulls:         newPullState(cfg.Clock),
 	}
 	return r, nil
 }
@@ -292,7 +300,7 @@ func (r *Runtime) KillPod(ctx context.Context, pod *corev1.Pod, gracePeriod time
 			}
 		}
 		r.crashBackoff.forget(string(pod.UID))
-		r.pullBackoff.forget(string(pod.UID))
+		r.pulls.forget(pod.UID)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("criruntime: killing pod %s: %w", podDesc(pod), err)

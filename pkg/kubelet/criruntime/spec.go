@@ -44,6 +44,12 @@ func (r *Runtime) sandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.Po
 	if err != nil {
 		return nil, err
 	}
+	if pod.Spec.HostNetwork {
+		// The sandbox shares the node's UTS namespace, where runc refuses
+		// to set a hostname ("unable to set hostname without a private
+		// UTS namespace"); like upstream, send none.
+		hostname = ""
+	}
 	dns, err := r.dnsConfig(pod)
 	if err != nil {
 		return nil, err

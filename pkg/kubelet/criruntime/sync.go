@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -405,69 +404,6 @@ func (r *Runtime) start(ctx context.Context, s *syncState, c *corev1.Container, 
 	insts[0].status = resp.Status
 	st := observedStatus(c.Name, insts)
 	return &st
-}
-
-// ensureImage makes c's image present as its pull policy says and returns
-// its image ID, or a waiting reason and message when it is not available.
-func (r *Runtime) ensureImage(ctx context.Context, s *syncState, c *corev1.Container, fp string) (ref, reason, msg string) {
-	policy := c.ImagePullPolicy
-	if policy == "" {
-		policy = corev1.PullIfNotPresent
-		if !strings.Contains(lastSegment(c.Image), ":") || strings.HasSuffix(c.Image, ":latest") {
-			policy = corev1.PullAlways
-		}
-	}
-	spec := &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image}
-	if policy != corev1.PullAlways {
-		st, err := r.is.ImageStatus(ctx, spec, false)
-		if err != nil {
-			s.errs = append(s.errs, fmt.Errorf("reading image %s: %w", c.Image, err))
-			return "", reasonErrImagePull, err.Error()
-		}
-		if st.GetImage() != nil {
-			s.event(corev1.EventTypeNormal, eventPulled, fp, "Container image %q already present on machine and can be accessed by the pod", c.Image)
-			return st.Image.Id, "", ""
-		}
-		if policy == corev1.PullNever {
-			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)
-			s.event(corev1.EventTypeWarning, reasonErrImageNeverPull, fp, "%s", msg)
-			return "", reasonErrImageNeverPull, msg
-		}
-	}
-	key := string(s.pod.UID) + "/image/" + c.Image
-	now := r.cfg.Clock.Now()
-	if left, _ := r.pullBackoff.remaining(key, now); left > 0 {
-		s.event(corev1.EventTypeNormal, eventBackOff, fp, "Back-off pulling image %q", c.Image)
-		s.requeue(left)
-		return "", reasonImagePullBackOff, fmt.Sprintf("Back-off pulling image %q", c.Image)
-	}
-	s.event(corev1.EventTypeNormal, eventPulling, fp, "Pulling image %q", c.Image)
-	start := time.Now()
-	imageRef, err := r.is.PullImage(ctx, spec, nil, s.sbConfig)
-	pulled := time.Since(start)
-	if err != nil {
-		r.pullBackoff.next(key, r.cfg.Clock.Now())
-		s.event(corev1.EventTypeWarning, eventFailed, fp, "Failed to pull image %q: %v", c.Image, err)
-		s.event(corev1.EventTypeWarning, eventFailed, fp, "Error: %s", reasonErrImagePull)
-		left, _ := r.pullBackoff.remaining(key, r.cfg.Clock.Now())
-		s.requeue(left)
-		return "", reasonErrImagePull, err.Error()
-	}
-	var size uint64
-	if st, err := r.is.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: imageRef}, false); err == nil && st.GetImage() != nil {
-		size = st.Image.Size
-	}
-	s.event(corev1.EventTypeNormal, eventPulled, fp, "Successfully pulled image %q in %v (%v including waiting). Image size: %v bytes.",
-		c.Image, pulled.Truncate(time.Millisecond), time.Since(start).Truncate(time.Millisecond), size)
-	return imageRef, "", ""
-}
-
-// lastSegment is the part of an image reference after its last slash.
-func lastSegment(image string) string {
-	if i := strings.LastIndexByte(image, '/'); i >= 0 {
-		return image[i+1:]
-	}
-	return image
 }
 
 // observedStatus is the status of a spec container from its instances,

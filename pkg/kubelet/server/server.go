@@ -7,6 +7,8 @@
 //	GET|POST /exec/{namespace}/{pod}[/{uid}]/{container}?command=...&input&output&error&tty
 //	GET|POST /attach/{namespace}/{pod}[/{uid}]/{container}?input&output&error&tty
 //	GET|POST /portForward/{namespace}/{pod}[/{uid}]
+//	GET  /stats/summary[?only_cpu_and_memory=true]
+//	GET  /metrics/resource
 //	GET  /healthz
 //
 // Logs are read from the CRI log files (the "<RFC3339Nano> stdout|stderr
@@ -14,7 +16,10 @@
 // the runtime for a streaming URL (CRI Exec/Attach/PortForward, served by
 // containerd's stream server on 127.0.0.1) and reverse-proxy the upgraded
 // connection (SPDY or WebSocket) to it, so the client's protocol
-// negotiation happens end to end with the runtime.
+// negotiation happens end to end with the runtime. The stats paths render
+// what a StatsProvider reports (see stats.go): the Summary as JSON and
+// upstream's resource metrics in the Prometheus text format, which the API
+// server scrapes for metrics.k8s.io.
 //
 // Only the API server may call it: every path but /healthz needs a client
 // certificate signed by the configured CA whose subject is the API
@@ -121,6 +126,11 @@ type Runtime interface {
 type Config struct {
 	// Runtime serves logs and streams; required.
 	Runtime Runtime
+	// Stats serves /stats/summary and /metrics/resource; without it
+	// those paths answer 404.
+	Stats StatsProvider
+	// NodeName names the node in the stats summary.
+	NodeName string
 	// Certificate is the server's serving certificate; required by Serve.
 	Certificate *tls.Certificate
 	// ClientCAs verify client certificates; required: without them no
@@ -166,6 +176,10 @@ func New(cfg Config) (*Server, error) {
 		mux.Handle(m+" /attach/{namespace}/{pod}/{uid}/{container}", s.authorized(http.HandlerFunc(s.serveAttach)))
 		mux.Handle(m+" /portForward/{namespace}/{pod}", s.authorized(http.HandlerFunc(s.servePortForward)))
 		mux.Handle(m+" /portForward/{namespace}/{pod}/{uid}", s.authorized(http.HandlerFunc(s.servePortForward)))
+	}
+	if cfg.Stats != nil {
+		mux.Handle("GET /stats/summary", s.authorized(http.HandlerFunc(s.serveStatsSummary)))
+		mux.Handle("GET /metrics/resource", s.authorized(http.HandlerFunc(s.serveResourceMetrics)))
 	}
 	s.handler = mux
 	return s, nil

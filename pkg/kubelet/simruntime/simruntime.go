@@ -63,6 +63,12 @@ type Runtime struct {
 	mu   sync.Mutex
 	pods map[types.UID]*simPod // guarded by mu
 	ips  ipPool                // guarded by mu
+
+	// started is when the simulated node booted; immutable.
+	started time.Time
+	// retiredCPU is the core-seconds used by pods since killed, so the
+	// node's cumulative CPU never decreases (stats.go); guarded by mu.
+	retiredCPU float64
 }
 
 // simPod is all the runtime stores per pod: everything else is derived from
@@ -72,6 +78,11 @@ type simPod struct {
 	created         time.Time  // first SyncPod
 	ip              netip.Addr // zero for hostNetwork pods
 	startReported   bool       // Pulled/Created/Started events emitted
+	// exits is set for restartPolicy Never/OnFailure: the containers
+	// stop after the job duration.
+	exits bool
+	// usage is each container's synthetic CPU and memory (stats.go).
+	usage []containerUsage
 }
 
 // New returns a simulated runtime holding no pods.
@@ -89,6 +100,7 @@ func New(cfg Config) (*Runtime, error) {
 		jobDuration:  cfg.JobDuration,
 		pods:         map[types.UID]*simPod{},
 		ips:          newIPPool(cfg.FallbackCIDR.Masked()),
+		started:      cfg.Clock.Now(),
 	}, nil
 }
 
@@ -128,6 +140,7 @@ func (r *Runtime) KillPod(_ context.Context, pod *corev1.Pod, _ time.Duration) e
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p, ok := r.pods[pod.UID]; ok {
+		r.retiredCPU += r.podCPUSeconds(p, r.clock.Now())
 		r.ips.release(p.ip)
 		delete(r.pods, pod.UID)
 	}
@@ -140,7 +153,8 @@ func (r *Runtime) SyncPod(_ context.Context, pod *corev1.Pod) (kubelet.PodRuntim
 	r.mu.Lock()
 	p, ok := r.pods[pod.UID]
 	if !ok {
-		p = &simPod{namespace: pod.Namespace, name: pod.Name, created: now}
+		p = &simPod{namespace: pod.Namespace, name: pod.Name, created: now, usage: syntheticUsage(pod),
+			exits: pod.Spec.RestartPolicy == corev1.RestartPolicyNever || pod.Spec.RestartPolicy == corev1.RestartPolicyOnFailure}
 		if !pod.Spec.HostNetwork {
 			ip, err := r.ips.allocate()
 			if err != nil {

@@ -192,9 +192,9 @@ func (m *Manager) downwardAPIPayload(pod *corev1.Pod, items []corev1.DownwardAPI
 }
 
 // projectedPayload is the content of a projected volume. Sources of kinds
-// other than configMap, secret and downwardAPI (serviceAccountToken,
-// clusterTrustBundle, podCertificate) are skipped: Skiff's kubelet does
-// not request tokens or bundles yet.
+// other than configMap, secret, downwardAPI and serviceAccountToken
+// (clusterTrustBundle, podCertificate) are skipped: Skiff's kubelet does
+// not fetch bundles or certificates yet.
 func (m *Manager) projectedPayload(ctx context.Context, pod *corev1.Pod, src *corev1.ProjectedVolumeSource, fresh bool) (map[string]FileProjection, error) {
 	mode := int32(defaultMode)
 	if src.DefaultMode != nil {
@@ -225,6 +225,12 @@ func (m *Manager) projectedPayload(ctx context.Context, pod *corev1.Pod, src *co
 			if err := m.downwardAPIPayload(pod, s.DownwardAPI.Items, mode, out); err != nil {
 				return nil, err
 			}
+		case s.ServiceAccountToken != nil:
+			token, err := m.serviceAccountToken(ctx, pod, s.ServiceAccountToken)
+			if err != nil {
+				return nil, err
+			}
+			out[s.ServiceAccountToken.Path] = FileProjection{Data: token, Mode: fileMode(nil, mode)}
 		}
 	}
 	return out, nil

@@ -8,19 +8,22 @@
 // kubernetes.io~configmap, ...); hostPath volumes are the host path itself.
 //
 // Supported: emptyDir (medium Memory is a tmpfs of sizeLimit), configMap,
-// secret, downwardAPI and projected (configMap, secret and downwardAPI
-// sources) written with WriteAtomic, and hostPath with its type checks.
+// secret, downwardAPI and projected (configMap, secret, downwardAPI and
+// serviceAccountToken sources) written with WriteAtomic, and hostPath with
+// its type checks.
 // Secret, downwardAPI and projected volumes are tmpfs mounts like
 // upstream's, so secrets never reach the disk. SetUp re-writes the
 // configMap, secret, downwardAPI and projected volumes at every call, so
 // the kubelet's periodic pod syncs carry updates into the mounted files
 // (subPath mounts excepted, as upstream: they pin the file they resolved
-// to when the container started).
+// to when the container started). ServiceAccount tokens come from a
+// TokenRequest bound to the pod and are renewed by those same syncs once
+// 80% of their lifetime has passed (or after 24 hours).
 //
 // Not supported: persistent volume claims and network or cloud volumes
-// (SetUp fails with an error naming the type), the serviceAccountToken,
-// clusterTrustBundle and podCertificate projected sources (skipped: the
-// kubelet requests no tokens yet), fsGroup ownership and SELinux labels.
+// (SetUp fails with an error naming the type), the clusterTrustBundle and
+// podCertificate projected sources (skipped), fsGroup ownership and
+// SELinux labels.
 package volume
 
 import (
@@ -55,8 +58,8 @@ type Config struct {
 	// PodsDir holds one directory per pod UID; required. It must not be
 	// shared with anything else: TearDown removes <PodsDir>/<uid>.
 	PodsDir string
-	// Client reads the ConfigMaps and Secrets that volumes project;
-	// required.
+	// Client reads the ConfigMaps and Secrets that volumes project and
+	// requests ServiceAccount tokens; required.
 	Client kubernetes.Interface
 	// NodeAllocatable is what a downward API limits.* item reports for a
 	// container without that limit (upstream's behaviour).
@@ -85,8 +88,9 @@ type Manager struct {
 	ttl         time.Duration        // immutable; positive
 	clock       clock.PassiveClock   // immutable; never nil
 
-	mu    sync.Mutex
-	cache map[objectKey]cachedObject // guarded by mu
+	mu     sync.Mutex
+	cache  map[objectKey]cachedObject // guarded by mu
+	tokens map[tokenKey]cachedToken   // guarded by mu
 }
 
 // New returns a Manager for cfg.
@@ -105,7 +109,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg.Clock = clock.RealClock{}
 	}
 	return &Manager{podsDir: abs, client: cfg.Client, allocatable: cfg.NodeAllocatable,
-		ttl: cfg.CacheTTL, clock: cfg.Clock, cache: map[objectKey]cachedObject{}}, nil
+		ttl: cfg.CacheTTL, clock: cfg.Clock, cache: map[objectKey]cachedObject{}, tokens: map[tokenKey]cachedToken{}}, nil
 }
 
 // PodDir returns the directory of the pod with uid.
@@ -333,6 +337,7 @@ func checkHostPath(src *corev1.HostPathVolumeSource) error {
 // whole pod directory). Removing a pod that has none is not an error.
 // Nothing is removed while a mount under the pod directory remains.
 func (m *Manager) TearDown(uid types.UID) error {
+	m.forgetTokens(uid)
 	podDir := m.PodDir(uid)
 	plugins, err := os.ReadDir(filepath.Join(podDir, "volumes"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -218,7 +218,8 @@ func TestProjectedVolume(t *testing.T) {
 	needRoot(t)
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "cfg"}, Data: map[string]string{"a": "A"}}
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s"}, Data: map[string][]byte{"pw": []byte("P")}}
-	m, _, _ := newManager(t, cm, s)
+	m, client, clk := newManager(t, cm, s)
+	serveTokens(client, clk)
 	pod := testPod(corev1.Volume{Name: "v", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 		DefaultMode: new(int32(0o440)),
 		Sources: []corev1.VolumeProjection{
@@ -228,7 +229,7 @@ func TestProjectedVolume(t *testing.T) {
 			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}},
 		}}}})
 	setUp(t, m, pod)
-	want := map[string]string{"a": "-r--r----- A", "sec/pw": "-r--r----- P", "name": "-r--r----- web"}
+	want := map[string]string{"a": "-r--r----- A", "sec/pw": "-r--r----- P", "name": "-r--r----- web", "token": "-r--r----- token-1"}
 	if diff := cmp.Diff(want, mountFiles(t, m, pod, "v")); diff != "" {
 		t.Errorf("files (-want +got):\n%s", diff)
 	}
