@@ -9,10 +9,11 @@
 #   iptables nftables conntrack                                 -- the service proxy
 #   curl make                                                   -- scripts, `make test`
 #   etcd-server                                                 -- external-etcd tests
+#   docker-registry                                             -- image pull tests
 # and checks that Go >= 1.26 is installed at /usr/local/go.
 set -euo pipefail
 
-packages=(containerd runc containernetworking-plugins busybox-static iptables nftables conntrack curl make etcd-server)
+packages=(containerd runc containernetworking-plugins busybox-static iptables nftables conntrack curl make etcd-server docker-registry)
 go_min_major=1
 go_min_minor=26
 
@@ -63,6 +64,12 @@ else
 	if [[ " ${missing[*]} " == *" etcd-server "* ]] && [ -d /run/systemd/system ]; then
 		log "disabling the etcd.service that etcd-server started (Skiff runs its own etcd)"
 		systemctl disable --now etcd.service || true
+	fi
+	# Likewise docker-registry.service would hold :5000; the tests run their
+	# own registries.
+	if [[ " ${missing[*]} " == *" docker-registry "* ]] && [ -d /run/systemd/system ]; then
+		log "disabling the docker-registry.service its package started"
+		systemctl disable --now docker-registry.service || true
 	fi
 	log "packages installed"
 fi

@@ -85,6 +85,8 @@ func addServerFlags(fs *pflag.FlagSet, cfg *cluster.ServerConfig) {
 	fs.Var(&cfg.ServiceNodePortRange, "service-node-port-range",
 		"A port range to reserve for services with NodePort visibility. This must not overlap with the ephemeral port range on nodes. Example: '30000-32767'. Inclusive at both ends of the range.")
 
+	fs.StringVar(&cfg.ProxyMode, "proxy-mode", cfg.ProxyMode,
+		"Mode of the kube-proxy add-on on every node: iptables (iptables-restore, as upstream's default) or nftables (one nft table with verdict maps; faster with many Services).")
 	fs.StringSliceVar(&cfg.Disable, "disable", cfg.Disable,
 		"Add-ons not to run, comma separated: "+strings.Join(cluster.Addons(), ", ")+". By default the server runs kube-proxy (a DaemonSet) and CoreDNS (a Deployment behind the kube-dns Service) in kube-system.")
 	fs.BoolVar(&cfg.DisableAgent, "disable-agent", cfg.DisableAgent,

@@ -46,7 +46,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,13 +80,23 @@ const (
 	DefaultMaxPods = 110
 	// DefaultKubeAPIQPS and DefaultKubeAPIBurst limit the agent's API
 	// client when Config.RestConfig sets no QPS (upstream's kubelet
-	// --kube-api-qps and --kube-api-burst).
-	DefaultKubeAPIQPS   = 1000
-	DefaultKubeAPIBurst = 2000
+	// --kube-api-qps and --kube-api-burst, 50 and 100 there). Starting a
+	// pod costs about five writes (two status updates, three events):
+	// client-go's own default of 5/s held 100 pods back for 40 s, and even
+	// 50/s would for 10 s.
+	DefaultKubeAPIQPS   = 500
+	DefaultKubeAPIBurst = 1000
 	// DefaultBusybox is Debian's busybox-static, from which the agent
 	// builds the busybox test image.
 	DefaultBusybox = "/bin/busybox"
 )
+
+// podWorkers is the number of the kubelet's pod workers. Upstream's kubelet
+// has a goroutine per pod; the kubelet's default of 4 made a burst of pod
+// starts wait for each other's CRI calls (100 pods: 16 s with 4, 11 s with
+// 16 on this 2-core machine), and a pod in its termination grace period
+// holds a worker for that long.
+const podWorkers = 16
 
 // placeholderPodCIDR is written to the CNI configuration of a freshly
 // started containerd until the real podCIDR is known: containerd reports
@@ -325,8 +334,6 @@ func Run(ctx context.Context, cfg Config) error {
 		restCfg.UserAgent = "skiff-agent/" + cfg.NodeName
 	}
 	if restCfg.QPS == 0 {
-		// client-go's own default (5/s, burst 10) would queue the status
-		// updates and events of a burst of pod starts for many seconds.
 		restCfg.QPS, restCfg.Burst = DefaultKubeAPIQPS, DefaultKubeAPIBurst
 	}
 	client, err := kubernetes.NewForConfig(restCfg)
@@ -392,7 +399,7 @@ func Run(ctx context.Context, cfg Config) error {
 		NodeStatusUpdateFrequency: cfg.NodeStatusUpdateFrequency,
 		StaticPodPath:             cfg.StaticPodPath,
 		Volumes:                   volumes,
-		Workers:                   tmpWorkers(),
+		Workers:                   podWorkers,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -471,5 +478,3 @@ func hostname() (string, error) {
 // DefaultNodeName is the node name of this machine: its hostname,
 // lowercased.
 func DefaultNodeName() (string, error) { return hostname() }
-
-func tmpWorkers() int { n, _ := strconv.Atoi(os.Getenv("SKIFF_TMP_WORKERS")); return n }

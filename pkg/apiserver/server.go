@@ -192,8 +192,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Start bootstraps what a cluster needs from the first second (the default
 // namespaces, custom resources of stored CRDs, the Service IP and node
-// port allocation records repaired from the stored Services) and then keeps
-// custom resources in sync and those records repaired until ctx is done. It
+// port allocation records repaired from the stored Services, the bootstrap
+// RBAC policy and the RBAC authorizer's view of it) and then keeps custom
+// resources in sync and those records repaired until ctx is done. It
 // returns once bootstrap is complete.
 func (s *Server) Start(ctx context.Context) error {
 	if err := s.loadCRDs(ctx); err != nil {

@@ -48,6 +48,7 @@ type podsOptions struct {
 	workload      string
 	image         string
 	createWorkers int
+	rate          float64
 	kubeletPID    int
 	nodeTimeout   time.Duration
 	timeout       time.Duration
@@ -58,6 +59,9 @@ func (o *podsOptions) validate() error {
 	var errs []error
 	if o.count < 1 || o.createWorkers < 1 {
 		errs = append(errs, errors.New("--count and --create-workers must be at least 1"))
+	}
+	if o.rate < 0 {
+		errs = append(errs, errors.New("--rate must not be negative"))
 	}
 	if o.workload != workloadSleep && o.workload != workloadWeb {
 		errs = append(errs, fmt.Errorf("--workload %q: must be %s or %s", o.workload, workloadSleep, workloadWeb))
@@ -74,8 +78,8 @@ func newPodsCommand(g *globalOptions) *cobra.Command {
 		Use:   "pods [--skiff-bin PATH] [--count N]",
 		Short: "Measure pod startup latency on a real node",
 		Long: `Creates --count pods on one real node (containers in containerd) at once,
-from --create-workers concurrent requests, in a temporary namespace, and
-watches them:
+from --create-workers concurrent requests (or at --rate pods per second), in
+a temporary namespace, and watches them:
 
   scheduled  first event with spec.nodeName set
   running    first event with phase Running
@@ -130,6 +134,7 @@ stopped their containers) and deletes the namespace, also when interrupted.`,
 	fs.StringVar(&o.workload, "workload", workloadSleep, `"sleep" (busybox) or "web" (nginx:1.25 test image with a readiness probe).`)
 	fs.StringVar(&o.image, "image", "", "Image of the pods. Default: docker.io/library/busybox:1.36 for sleep, docker.io/library/nginx:1.25 for web.")
 	fs.IntVar(&o.createWorkers, "create-workers", 100, "Concurrent pod creates.")
+	fs.Float64Var(&o.rate, "rate", 0, "Create the pods at this many per second instead of all at once: the latency a node sustains at that rate.")
 	fs.IntVar(&o.kubeletPID, "kubelet-pid", 0, "PID of the process running the node's kubelet, for its memory. Default: found locally (see above); -1 disables.")
 	fs.DurationVar(&o.nodeTimeout, "node-timeout", 5*time.Minute, "Longest wait for the node to be Ready (with --skiff-bin: the server's start, image builds included).")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "Longest wait for all pods to be Ready.")
@@ -145,6 +150,8 @@ type podsReport struct {
 	Workload  string `json:"workload"`
 	Image     string `json:"image"`
 	Count     int    `json:"count"`
+	// Rate is the pods created per second; 0 means all at once.
+	Rate float64 `json:"rate,omitempty"`
 	// CreateSeconds is how long the create requests took, all together.
 	CreateSeconds float64          `json:"createSeconds"`
 	Startup       podStartupResult `json:"startup"`
@@ -174,7 +181,11 @@ type kubeletStat struct {
 
 func (r *podsReport) writeTable(w io.Writer) error {
 	s := r.Startup
-	fmt.Fprintf(w, "Pod startup: %d %s pods (%s) on node %s, %s\n", r.Count, r.Workload, r.Image, r.Node, r.Server)
+	how := "all at once"
+	if r.Rate > 0 {
+		how = fmt.Sprintf("%g/s", r.Rate)
+	}
+	fmt.Fprintf(w, "Pod startup: %d %s pods (%s) created %s on node %s, %s\n", r.Count, r.Workload, r.Image, how, r.Node, r.Server)
 	fmt.Fprintf(w, "creates took %.2fs; all Running %.2fs and all Ready %.2fs after the first create: %.1f pods/s Running, %.1f pods/s Ready\n\n",
 		r.CreateSeconds, s.AllRunningSeconds, s.AllReadySeconds, s.RunningPerSecond, s.ReadyPerSecond)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -394,7 +405,7 @@ func runPodStartup(ctx context.Context, o *podsOptions, progress io.Writer) (_ *
 			o.image = "docker.io/library/nginx:1.25"
 		}
 	}
-	rep := &podsReport{Workload: o.workload, Image: o.image, Count: o.count, Namespace: "skiff-bench-pods-" + utilrand.String(5)}
+	rep := &podsReport{Workload: o.workload, Image: o.image, Count: o.count, Rate: o.rate, Namespace: "skiff-bench-pods-" + utilrand.String(5)}
 	cleanupCtx := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(ctx), o.cleanup)
 	}
@@ -543,9 +554,16 @@ func startPods(ctx context.Context, client kubernetes.Interface, o *podsOptions,
 	fmt.Fprintf(progress, "pods: creating %d %s pods in %s\n", o.count, o.workload, ns)
 	start := time.Now()
 	err = parallel(ctx, o.count, o.createWorkers, func(ctx context.Context, i int) error {
+		pod := podStartupPod(o, ns, hostname, i)
+		if o.rate > 0 {
+			// Pod i's slot is i/rate seconds after the start.
+			slot := start.Add(time.Duration(float64(i) / o.rate * float64(time.Second)))
+			if err := sleep(ctx, time.Until(slot)); err != nil {
+				return err
+			}
+		}
 		ctx, cancel := context.WithTimeout(ctx, o.client.timeout)
 		defer cancel()
-		pod := podStartupPod(o, ns, hostname, i)
 		mu.Lock()
 		tracker.created(pod.Name, time.Now())
 		mu.Unlock()

@@ -105,7 +105,7 @@ func TestPodsReportTable(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"100 sleep pods (busybox:1.36) on node n1",
+		"100 sleep pods (busybox:1.36) created all at once on node n1",
 		"100.0 pods/s Running, 80.0 pods/s Ready",
 		"create → Ready",
 		"skiff server (control plane and kubelet in one process) pid 42: RSS 100.0 MiB before the pods, 150.0 MiB with 100 pods, peak 160.0 MiB",

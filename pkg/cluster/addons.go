@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -53,6 +54,7 @@ type addonConfig struct {
 	ClusterCIDR   string   // the pod network, for kube-proxy's masquerade rule
 	DNSIP         string   // the kube-dns Service's ClusterIP
 	ClusterDomain string   // the cluster's DNS domain
+	ProxyMode     string   // kube-proxy's --proxy-mode; iptables when empty
 	Disabled      []string // add-on names not to run
 }
 
@@ -148,7 +150,8 @@ func kubeProxyObjects(cfg addonConfig) []runtime.Object {
 								"--kubeconfig=/var/lib/kube-proxy/kubeconfig.conf",
 								"--hostname-override=$(NODE_NAME)",
 								"--host-root=/host",
-								"--cluster-cidr=" + cfg.ClusterCIDR},
+								"--cluster-cidr=" + cfg.ClusterCIDR,
+								"--proxy-mode=" + cmp.Or(cfg.ProxyMode, "iptables")},
 							Env: []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{
 								FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "spec.nodeName"}}}},
 							SecurityContext: &corev1.SecurityContext{Privileged: &privileged},

@@ -61,7 +61,7 @@ func TestAddonObjectsMatchKubeadmShapes(t *testing.T) {
 		t.Errorf("kube-proxy pod spec: hostNetwork %v priority %q tolerations %v", ps.HostNetwork, ps.PriorityClassName, ps.Tolerations)
 	}
 	cmd := strings.Join(ps.Containers[0].Command, " ")
-	for _, want := range []string{" proxy ", "--host-root=/host", "--cluster-cidr=10.244.0.0/16", "--hostname-override=$(NODE_NAME)"} {
+	for _, want := range []string{" proxy ", "--host-root=/host", "--cluster-cidr=10.244.0.0/16", "--hostname-override=$(NODE_NAME)", "--proxy-mode=iptables"} {
 		if !strings.Contains(cmd, want) {
 			t.Errorf("kube-proxy command %q lacks %q", cmd, want)
 		}

@@ -89,6 +89,7 @@ func startComponents(ctx context.Context, cfg ServerConfig, pki *PKI) *runningCo
 			DNSIP:         dns.String(),
 			ClusterDomain: "cluster.local",
 			Disabled:      cfg.Disable,
+			ProxyMode:     cfg.ProxyMode,
 		})
 		return nil
 	})

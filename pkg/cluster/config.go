@@ -74,6 +74,9 @@ type ServerConfig struct {
 	// Disable names add-ons (see Addons) the server does not run, like
 	// k3s's --disable.
 	Disable []string
+	// ProxyMode is the kube-proxy add-on's --proxy-mode: "iptables" (the
+	// default when empty) or "nftables".
+	ProxyMode string
 	// NodeName is the name of this machine's Node; empty means the hostname.
 	NodeName string
 	// InsecureRegistries are registries ("host" or "host:port") the node
@@ -108,6 +111,7 @@ func DefaultServerConfig() ServerConfig {
 		AuthorizationMode:                   apiserver.AuthorizationModeRBAC,
 		ServiceClusterIPRange:               netip.MustParsePrefix("10.96.0.0/12"),
 		ClusterCIDR:                         netip.MustParsePrefix("10.244.0.0/16"),
+		ProxyMode:                           "iptables",
 		ServiceNodePortRange:                utilnet.PortRange{Base: 30000, Size: 2768},
 		NodeMonitorGracePeriod:              40 * time.Second,
 		DefaultNotReadyTolerationSeconds:    300,
@@ -150,6 +154,9 @@ func (c *ServerConfig) Validate() error {
 		return fmt.Errorf("--log-level %d must not be negative", c.LogLevel)
 	case c.AuthorizationMode != "" && !slices.Contains(apiserver.AuthorizationModes(), c.AuthorizationMode):
 		return fmt.Errorf("--authorization-mode %q: use one of %s", c.AuthorizationMode, strings.Join(apiserver.AuthorizationModes(), ", "))
+	}
+	if c.ProxyMode != "" && c.ProxyMode != "iptables" && c.ProxyMode != "nftables" {
+		return fmt.Errorf("--proxy-mode %q: want iptables or nftables", c.ProxyMode)
 	}
 	for _, d := range c.Disable {
 		if !slices.Contains(Addons(), d) {

@@ -115,12 +115,17 @@ func Build(spec Spec) (v1.Image, name.Reference, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("images: parsing reference %q: %w", spec.Ref, err)
 	}
-	layerTar, err := layerBytes(spec)
+	entries, err := layerEntries(spec)
 	if err != nil {
 		return nil, nil, fmt.Errorf("images: building layer of %s: %w", spec.Ref, err)
 	}
+	// The opener streams the tar from the files each time the layer is
+	// read (for its digests, then for the tarball): a 160 MB binary is
+	// never held in memory. Closing the reader early stops the writer.
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar)), nil
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(writeLayer(pw, entries)) }()
+		return pr, nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("images: layer of %s: %w", spec.Ref, err)
@@ -171,21 +176,27 @@ func WriteTarball(path string, spec Spec) (Info, error) {
 	return Info{Ref: ref.Name(), Digest: digest.String(), ID: id.String(), Path: path}, nil
 }
 
-// layerBytes returns the uncompressed layer tar of spec: directories
-// first, then files and symlinks sorted by path.
-func layerBytes(spec Spec) ([]byte, error) {
-	type entry struct {
-		hdr  tar.Header
-		data []byte
-	}
-	var entries []entry
+// layerEntry is one tar entry of a layer: a header and the content,
+// either in data or read from src when the layer is written, so that a
+// large binary is streamed rather than held in memory.
+type layerEntry struct {
+	hdr  tar.Header
+	data []byte
+	src  string
+}
+
+// layerEntries returns the entries of spec's layer: directories first,
+// then files and symlinks sorted by path. Files given by Src are only
+// stat'ed here.
+func layerEntries(spec Spec) ([]layerEntry, error) {
+	var entries []layerEntry
 	dirs := map[string]bool{}
 	addDir := func(dir string, mode int64) {
 		if dir == "" || dir == "." || dirs[dir] {
 			return
 		}
 		dirs[dir] = true
-		entries = append(entries, entry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: mode}})
+		entries = append(entries, layerEntry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: mode}})
 	}
 	addParents := func(p string) {
 		parts := strings.Split(path.Dir(p), "/")
@@ -207,21 +218,23 @@ func layerBytes(spec Spec) ([]byte, error) {
 	if !has["etc/group"] {
 		files = append(files, File{Path: "/etc/group", Data: []byte("root:x:0:\nnogroup:x:65534:\n")})
 	}
-	var leaves []entry
+	var leaves []layerEntry
 	for _, f := range files {
 		p := clean(f.Path)
 		if p == "" {
 			return nil, fmt.Errorf("file path %q is not a file", f.Path)
 		}
-		data, mode := f.Data, f.Mode
+		e := layerEntry{data: f.Data, hdr: tar.Header{Typeflag: tar.TypeReg, Name: p, Size: int64(len(f.Data))}}
+		mode := f.Mode
 		if f.Src != "" {
 			st, err := os.Stat(f.Src)
 			if err != nil {
 				return nil, fmt.Errorf("reading %s: %w", f.Src, err)
 			}
-			if data, err = os.ReadFile(f.Src); err != nil {
-				return nil, fmt.Errorf("reading %s: %w", f.Src, err)
+			if !st.Mode().IsRegular() {
+				return nil, fmt.Errorf("reading %s: not a regular file", f.Src)
 			}
+			e.src, e.data, e.hdr.Size = f.Src, nil, st.Size()
 			if mode == 0 {
 				mode = st.Mode().Perm()
 			}
@@ -229,8 +242,9 @@ func layerBytes(spec Spec) ([]byte, error) {
 		if mode == 0 {
 			mode = 0o644
 		}
+		e.hdr.Mode = int64(mode.Perm())
 		addParents(p)
-		leaves = append(leaves, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: int64(mode.Perm()), Size: int64(len(data))}, data: data})
+		leaves = append(leaves, e)
 	}
 	for _, s := range spec.Symlinks {
 		p := clean(s.Path)
@@ -238,7 +252,7 @@ func layerBytes(spec Spec) ([]byte, error) {
 			return nil, fmt.Errorf("symlink %q -> %q is invalid", s.Path, s.Target)
 		}
 		addParents(p)
-		leaves = append(leaves, entry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: p, Linkname: s.Target, Mode: 0o777}})
+		leaves = append(leaves, layerEntry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: p, Linkname: s.Target, Mode: 0o777}})
 	}
 	sort.SliceStable(leaves, func(i, j int) bool { return leaves[i].hdr.Name < leaves[j].hdr.Name })
 	for i := 1; i < len(leaves); i++ {
@@ -246,24 +260,43 @@ func layerBytes(spec Spec) ([]byte, error) {
 			return nil, fmt.Errorf("path /%s given twice", leaves[i].hdr.Name)
 		}
 	}
-	entries = append(entries, leaves...)
+	return append(entries, leaves...), nil
+}
 
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+// writeLayer writes the layer tar of entries to w, reading Src files as
+// it goes. A file whose size changed since layerEntries fails the write
+// rather than producing a layer that does not match its digest.
+func writeLayer(w io.Writer, entries []layerEntry) error {
+	tw := tar.NewWriter(w)
 	for _, e := range entries {
 		h := e.hdr
 		h.ModTime, h.Format = epoch, tar.FormatPAX
 		if err := tw.WriteHeader(&h); err != nil {
-			return nil, fmt.Errorf("writing tar header of %s: %w", h.Name, err)
+			return fmt.Errorf("writing tar header of %s: %w", h.Name, err)
 		}
-		if _, err := tw.Write(e.data); err != nil {
-			return nil, fmt.Errorf("writing %s: %w", h.Name, err)
+		if e.src == "" {
+			if _, err := tw.Write(e.data); err != nil {
+				return fmt.Errorf("writing %s: %w", h.Name, err)
+			}
+			continue
+		}
+		f, err := os.Open(e.src)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", e.src, err)
+		}
+		n, err := io.Copy(tw, f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("writing %s from %s: %w", h.Name, e.src, err)
+		}
+		if n != h.Size {
+			return fmt.Errorf("%s changed while the image was built (%d bytes, then %d)", e.src, h.Size, n)
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return nil, fmt.Errorf("closing layer tar: %w", err)
+		return fmt.Errorf("closing layer tar: %w", err)
 	}
-	return buf.Bytes(), nil
+	return nil
 }
 
 // clean turns an absolute image path into a tar entry name ("/bin/sh" →
