@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509/pkix"
-	"strings"
 	"testing"
 	"time"
 
@@ -164,8 +163,10 @@ func TestRealStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cpu := nm.Usage[corev1.ResourceCPU]; cpu.MilliValue() < 200 || !strings.HasSuffix(cpu.String(), "n") {
-		t.Errorf("node cpu %s, want ≥200m in nanocores", cpu.String())
+	// Node CPU comes from /proc/stat in 10 ms ticks, so the rate may well
+	// be a whole number of millicores: only its size is checked.
+	if cpu := nm.Usage[corev1.ResourceCPU]; cpu.MilliValue() < 200 {
+		t.Errorf("node cpu %s, want ≥200m", cpu.String())
 	}
 	t.Logf("pod usage %v; node usage cpu %s memory %s over %v", usage, nm.Usage.Cpu(), nm.Usage.Memory(), nm.Window.Duration)
 }
