@@ -184,20 +184,7 @@ func TestAuthAlwaysAllowMode(t *testing.T) {
 // ServiceAccount, bound to the pod, next to the cluster CA and the
 // namespace, and stops working once the pod is deleted.
 func TestAuthPodTokenProjection(t *testing.T) {
-	c := &cluster{t: t, DataDir: t.TempDir(), Port: freePort(t)}
-	c.Kubeconfig = c.DataDir + "/admin.kubeconfig"
-	c.args = []string{"server", "--data-dir", c.DataDir, "--secure-port", itoa(c.Port), "--disable=coredns,kube-proxy"}
-	t.Cleanup(func() {
-		c.stop()
-		if out, err := exec.Command(skiffBin, "agent", "--cleanup", "--data-dir", c.DataDir).CombinedOutput(); err != nil {
-			t.Errorf("skiff agent --cleanup: %v\n%s", err, out)
-		}
-	})
-	c.start()
-	eventually(t, 60*time.Second, "the node to be Ready", func() bool {
-		out, _, err := c.kubectlVersion("kubectl", "", "get", "nodes", "--no-headers")
-		return err == nil && strings.Contains(out, " Ready ")
-	})
+	c := startNodeCluster(t, "--disable=coredns,kube-proxy")
 	eventually(t, 30*time.Second, "the default ServiceAccount", func() bool {
 		_, _, err := c.kubectlVersion("kubectl", "", "get", "serviceaccount", "default")
 		return err == nil

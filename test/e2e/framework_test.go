@@ -86,6 +86,35 @@ func startCluster(t *testing.T, extra ...string) *cluster {
 	return c
 }
 
+// startNodeCluster starts `skiff server` with its node agent (a private
+// containerd running real pods) on a free port and waits until this
+// machine's node is Ready. When the test ends the server is stopped and
+// `skiff agent --cleanup` removes its containerd, pods, the proxy's rules,
+// the bridge and the cgroups. Only one such cluster runs at a time: the
+// kubelet API listens on :10250.
+func startNodeCluster(t *testing.T, extra ...string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, DataDir: t.TempDir(), Port: freePort(t)}
+	c.Kubeconfig = filepath.Join(c.DataDir, "admin.kubeconfig")
+	c.args = append([]string{"server", "--data-dir", c.DataDir, "--secure-port", strconv.Itoa(c.Port)}, extra...)
+	t.Cleanup(func() {
+		c.stop()
+		if out, err := exec.Command(skiffBin, "agent", "--cleanup", "--data-dir", c.DataDir).CombinedOutput(); err != nil {
+			t.Errorf("skiff agent --cleanup: %v\n%s", err, out)
+		}
+	})
+	c.start()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out, _, err := c.kubectlVersion("kubectl", "", "get", "nodes", "--no-headers")
+		if err == nil && strings.Contains(out, " Ready ") {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node not Ready after 60s (is another kubelet on :10250?); server log:\n%s", c.log.String())
+		}
+	}
+}
+
 func (c *cluster) start() {
 	c.t.Helper()
 	c.log = &bytes.Buffer{}

@@ -14,20 +14,7 @@ import (
 // order, logs, exec, and traffic to the pod from the host and from another
 // pod. The agent's containerd, bridge and cgroups are removed at the end.
 func TestRealPodOnContainerd(t *testing.T) {
-	c := &cluster{t: t, DataDir: t.TempDir(), Port: freePort(t)}
-	c.Kubeconfig = c.DataDir + "/admin.kubeconfig"
-	c.args = []string{"server", "--data-dir", c.DataDir, "--secure-port", itoa(c.Port)}
-	t.Cleanup(func() {
-		c.stop()
-		if out, err := exec.Command(skiffBin, "agent", "--cleanup", "--data-dir", c.DataDir).CombinedOutput(); err != nil {
-			t.Errorf("skiff agent --cleanup: %v\n%s", err, out)
-		}
-	})
-	c.start()
-	eventually(t, 60*time.Second, "the node to be Ready", func() bool {
-		out, _, err := c.kubectlVersion("kubectl", "", "get", "nodes", "--no-headers")
-		return err == nil && strings.Contains(out, " Ready ")
-	})
+	c := startNodeCluster(t)
 	if out := c.kubectl("get", "nodes", "-o", "wide"); !strings.Contains(out, "containerd://") {
 		t.Fatalf("node does not report containerd:\n%s", out)
 	}

@@ -14,20 +14,14 @@ import (
 // Service's ClusterIP and NodePort reach its ready pods from the host and
 // from pods, by IP and by DNS name.
 func TestServicesEndToEnd(t *testing.T) {
-	c := &cluster{t: t, DataDir: t.TempDir(), Port: freePort(t)}
-	c.Kubeconfig = c.DataDir + "/admin.kubeconfig"
-	c.args = []string{"server", "--data-dir", c.DataDir, "--secure-port", itoa(c.Port)}
+	c := startNodeCluster(t)
 	t.Cleanup(func() {
-		c.stop()
-		if out, err := exec.Command(skiffBin, "agent", "--cleanup", "--data-dir", c.DataDir).CombinedOutput(); err != nil {
-			t.Errorf("skiff agent --cleanup: %v\n%s", err, out)
-		}
-		// The proxy's rules must be gone with the node.
+		// Runs after startNodeCluster's cleanup: the proxy's rules must
+		// be gone with the node.
 		if out, _ := exec.Command("iptables-save").Output(); strings.Contains(string(out), "SKIFF-") {
 			t.Errorf("iptables rules left after cleanup:\n%s", grepLines(string(out), "SKIFF-"))
 		}
 	})
-	c.start()
 
 	// The add-ons, as the seed shows them.
 	c.kubectl("-n", "kube-system", "rollout", "status", "daemonset/kube-proxy", "--timeout=120s")

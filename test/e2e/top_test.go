@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,25 +12,7 @@ import (
 // /metrics/resource (containerd's CRI stats) and serves metrics.k8s.io,
 // which kubectl finds through discovery and reads in protobuf.
 func TestTop(t *testing.T) {
-	c := &cluster{t: t, DataDir: t.TempDir(), Port: freePort(t)}
-	c.Kubeconfig = c.DataDir + "/admin.kubeconfig"
-	c.args = []string{"server", "--data-dir", c.DataDir, "--secure-port", itoa(c.Port)}
-	t.Cleanup(func() {
-		c.stop()
-		if out, err := exec.Command(skiffBin, "agent", "--cleanup", "--data-dir", c.DataDir).CombinedOutput(); err != nil {
-			t.Errorf("skiff agent --cleanup: %v\n%s", err, out)
-		}
-	})
-	c.start()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		out, _, err := c.kubectlVersion("kubectl", "", "get", "nodes", "--no-headers")
-		if err == nil && strings.Contains(out, " Ready ") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node not Ready after 60s (is another kubelet on :10250?); server log:\n%s", c.log.String())
-		}
-	}
+	c := startNodeCluster(t)
 	if out := c.kubectl("api-resources", "--api-group=metrics.k8s.io", "--no-headers"); !regexp.MustCompile(`(?m)^nodes\s+metrics.k8s.io/v1beta1\s+false\s+NodeMetrics$`).MatchString(out) ||
 		!regexp.MustCompile(`(?m)^pods\s+metrics.k8s.io/v1beta1\s+true\s+PodMetrics$`).MatchString(out) {
 		t.Fatalf("api-resources --api-group=metrics.k8s.io:\n%s", out)
