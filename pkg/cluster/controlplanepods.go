@@ -350,7 +350,7 @@ func controlPlanePodStatus(pod *corev1.Pod, h componentHealth, ips []string, sta
 }
 
 // controlPlaneContainers returns the container of each in-process
-// component (etcd only when embedded): image skiff:<version>, and as
+// component (etcd only when embedded): the skiff image, and as
 // command the `skiff server` flags that configure that component, with the
 // values this server runs with.
 func controlPlaneContainers(cfg ServerConfig, nodeName string, embeddedEtcd bool) map[string]corev1.Container {
@@ -376,6 +376,15 @@ func controlPlaneContainers(cfg ServerConfig, nodeName string, embeddedEtcd bool
 		apiserver = append(apiserver, flag("advertise-address", cfg.AdvertiseAddress.String()))
 	}
 	apiserver = append(apiserver, flag("service-cluster-ip-range", cfg.ServiceClusterIPRange.String()))
+	if cfg.ServiceNodePortRange.Size > 0 {
+		apiserver = append(apiserver, flag("service-node-port-range", cfg.ServiceNodePortRange.String()))
+	}
+	if cfg.AuthorizationMode != "" {
+		apiserver = append(apiserver, flag("authorization-mode", cfg.AuthorizationMode))
+	}
+	if cfg.ServiceAccountIssuer != "" {
+		apiserver = append(apiserver, flag("service-account-issuer", cfg.ServiceAccountIssuer))
+	}
 	if len(cfg.EtcdServers) > 0 {
 		apiserver = append(apiserver, flag("etcd-servers", strings.Join(cfg.EtcdServers, ",")))
 		for _, f := range [...][2]string{{"etcd-cafile", cfg.EtcdCAFile}, {"etcd-certfile", cfg.EtcdCertFile}, {"etcd-keyfile", cfg.EtcdKeyFile}} {
@@ -397,7 +406,7 @@ func controlPlaneContainers(cfg ServerConfig, nodeName string, embeddedEtcd bool
 		flag("node-monitor-grace-period", cfg.NodeMonitorGracePeriod.String()),
 	}, tolerations...)
 
-	image := "skiff:" + strings.TrimPrefix(Version, "v")
+	image := SkiffImage()
 	container := func(name string, flags []string) corev1.Container {
 		return corev1.Container{
 			Name:            name,

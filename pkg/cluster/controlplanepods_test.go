@@ -44,6 +44,7 @@ func TestControlPlaneContainers(t *testing.T) {
 		"etcd": base,
 		"kube-apiserver": append(slices.Clone(base), "--bind-address=0.0.0.0", "--secure-port=6443",
 			"--advertise-address=192.168.1.10", "--service-cluster-ip-range=10.96.0.0/12",
+			"--service-node-port-range=30000-32767", "--authorization-mode=RBAC",
 			"--default-not-ready-toleration-seconds=300", "--default-unreachable-toleration-seconds=300"),
 		"kube-controller-manager": append(slices.Clone(base), "--cluster-cidr=10.244.0.0/16", "--node-monitor-grace-period=40s",
 			"--default-not-ready-toleration-seconds=300", "--default-unreachable-toleration-seconds=300"),
@@ -52,7 +53,7 @@ func TestControlPlaneContainers(t *testing.T) {
 	commands := map[string][]string{}
 	for name, c := range got {
 		commands[name] = c.Command
-		if c.Name != name || c.Image != "skiff:"+strings.TrimPrefix(Version, "v") {
+		if c.Name != name || c.Image != SkiffImage() {
 			t.Errorf("%s: container %q image %q", name, c.Name, c.Image)
 		}
 	}
