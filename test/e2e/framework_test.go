@@ -90,7 +90,7 @@ func startCluster(t *testing.T, extra ...string) *cluster {
 // containerd running real pods) on a free port and waits until this
 // machine's node is Ready. When the test ends the server is stopped and
 // `skiff agent --cleanup` removes its containerd, pods, the proxy's rules,
-// the bridge and the cgroups. Only one such cluster runs at a time: the
+// the bridge and the cgroups, and the test fails if any proxy rule is left. Only one such cluster runs at a time: the
 // kubelet API listens on :10250.
 func startNodeCluster(t *testing.T, extra ...string) *cluster {
 	t.Helper()
@@ -101,6 +101,13 @@ func startNodeCluster(t *testing.T, extra ...string) *cluster {
 		c.stop()
 		if out, err := exec.Command(skiffBin, "agent", "--cleanup", "--data-dir", c.DataDir).CombinedOutput(); err != nil {
 			t.Errorf("skiff agent --cleanup: %v\n%s", err, out)
+		}
+		// The kube-proxy add-on's rules must be gone with the node.
+		if out, _ := exec.Command("iptables-save").Output(); strings.Contains(string(out), "SKIFF-") {
+			t.Errorf("iptables rules left after cleanup:\n%s", grepLines(string(out), "SKIFF-"))
+		}
+		if out, _ := exec.Command("nft", "list", "tables").Output(); strings.Contains(string(out), "skiff-proxy") {
+			t.Errorf("nft table left after cleanup:\n%s", out)
 		}
 	})
 	c.start()

