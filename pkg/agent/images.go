@@ -26,6 +26,10 @@ const (
 	webRef = "docker.io/library/nginx:1.25"
 )
 
+// EchoRef is the HTTP echo server test image: every request is answered
+// with a JSON description of it, including the serving pod's hostname.
+const EchoRef = "skiff.local/echo:1.0"
+
 // ensureImages imports every tarball of the images directory, then builds
 // and imports the pause and busybox images if the runtime still lacks
 // them. Without a pause image no pod can start, so failing to provide it
@@ -89,23 +93,43 @@ func ensureImages(ctx context.Context, cfg Config, paths Paths, rt *nodeRuntime)
 			}
 		}
 	}
+	// The web server and the echo server are one binary (see
+	// test/images/web), built once for both images.
 	haveWeb, err := hasImage(ctx, rt, webRef)
 	if err != nil {
 		return err
 	}
-	if !haveWeb {
+	haveEcho, err := hasImage(ctx, rt, EchoRef)
+	if err != nil {
+		return err
+	}
+	if !haveWeb || !haveEcho {
 		if src, srcErr := findSource(cfg.SourceDir, webSourceDir); srcErr == nil {
-			err := buildAndImport(ctx, socket, paths, "web", func(tar string) error {
-				bin := filepath.Join(paths.Cache, "web")
-				if err := images.BuildGoBinary(ctx, src, bin); err != nil {
-					return err
+			bin := filepath.Join(paths.Cache, "web")
+			if err := images.BuildGoBinary(ctx, src, bin); err != nil {
+				logger.Error(err, "building the nginx:1.25 and echo test images; continuing without them")
+			} else {
+				for _, img := range []struct {
+					have bool
+					name string
+					spec images.Spec
+				}{
+					{haveWeb, "web", images.Spec{Ref: webRef,
+						Files: []images.File{{Path: "/usr/sbin/nginx", Src: bin, Mode: 0o755}}, Entrypoint: []string{"/usr/sbin/nginx"}}},
+					{haveEcho, "echo", images.Spec{Ref: EchoRef,
+						Files: []images.File{{Path: "/echo-server", Src: bin, Mode: 0o755}}, Entrypoint: []string{"/echo-server"}}},
+				} {
+					if img.have {
+						continue
+					}
+					err := buildAndImport(ctx, socket, paths, img.name, func(tar string) error {
+						_, err := images.WriteTarball(tar, img.spec)
+						return err
+					})
+					if err != nil {
+						logger.Error(err, "building a test image; continuing without it", "image", img.spec.Ref)
+					}
 				}
-				_, err := images.WriteTarball(tar, images.Spec{Ref: webRef,
-					Files: []images.File{{Path: "/usr/sbin/nginx", Src: bin, Mode: 0o755}}, Entrypoint: []string{"/usr/sbin/nginx"}})
-				return err
-			})
-			if err != nil {
-				logger.Error(err, "building the nginx:1.25 test image; continuing without it")
 			}
 		}
 	}

@@ -151,19 +151,21 @@ func grepLines(s, sub string) string {
 }
 
 // TestServicesNFTablesMode runs the kube-proxy add-on in nftables mode
-// (`skiff server --proxy-mode nftables`): a ClusterIP reaches its pod
-// through the proxy's own nft table, an empty Service refuses at once, and
-// the table goes with the node.
+// (`skiff server --proxy-mode nftables`): a ClusterIP reaches its pod (the
+// echo server test image) through the proxy's own nft table, an empty
+// Service refuses at once, and the table goes with the node.
 func TestServicesNFTablesMode(t *testing.T) {
 	c := startNodeCluster(t, "--proxy-mode=nftables", "--disable=coredns")
 	c.kubectl("-n", "kube-system", "rollout", "status", "daemonset/kube-proxy", "--timeout=120s")
-	c.kubectl("create", "deployment", "web", "--image=nginx:1.25")
-	c.kubectl("expose", "deployment", "web", "--port=80")
-	c.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
-	ip := c.kubectl("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
+	// The echo server test image tells which pod answered and what arrived.
+	c.kubectl("create", "deployment", "echo", "--image=skiff.local/echo:1.0")
+	c.kubectl("expose", "deployment", "echo", "--port=80", "--target-port=8080")
+	c.kubectl("rollout", "status", "deployment/echo", "--timeout=60s")
+	ip := c.kubectl("get", "svc", "echo", "-o", "jsonpath={.spec.clusterIP}")
 	eventually(t, 30*time.Second, "the ClusterIP to answer through nftables", func() bool {
-		body, err := exec.Command("curl", "-s", "-m", "2", "http://"+ip+"/").Output()
-		return err == nil && strings.Contains(string(body), "Welcome to nginx!")
+		body, err := exec.Command("curl", "-s", "-m", "2", "http://"+ip+"/hello?x=1").Output()
+		return err == nil && regexp.MustCompile(`"hostname": "echo-[a-z0-9]+-[a-z0-9]+"`).Match(body) &&
+			strings.Contains(string(body), `"path": "/hello"`) && strings.Contains(string(body), `"query": "x=1"`)
 	})
 	if out, err := exec.Command("nft", "list", "table", "ip", "skiff-proxy").CombinedOutput(); err != nil || !strings.Contains(string(out), ip) {
 		t.Errorf("nft list table ip skiff-proxy: %v\n%s", err, out)
@@ -171,7 +173,7 @@ func TestServicesNFTablesMode(t *testing.T) {
 	if out, _ := exec.Command("iptables-save", "-t", "nat").Output(); strings.Contains(string(out), "SKIFF-SERVICES") {
 		t.Errorf("iptables chains in nftables mode:\n%s", grepLines(string(out), "SKIFF-"))
 	}
-	c.kubectl("scale", "deployment", "web", "--replicas=0")
+	c.kubectl("scale", "deployment", "echo", "--replicas=0")
 	eventually(t, 30*time.Second, "connections to the empty Service to be refused", func() bool {
 		err := exec.Command("curl", "-s", "-m", "2", "http://"+ip+"/").Run()
 		ee, ok := err.(*exec.ExitError)
