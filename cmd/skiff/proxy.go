@@ -25,9 +25,9 @@ ClientIP). A Service port without endpoints refuses connections. UDP flows to
 removed endpoints are flushed from conntrack (when conntrack is installed).
 
 Modes (--proxy-mode), as upstream's:
-  iptables   SKIFF-* chains in the nat and filter tables, written with
+  iptables   KUBE-* chains in the nat and filter tables, written with
              iptables-restore (the default)
-  nftables   one nftables table, "ip skiff-proxy", written with nft
+  nftables   one nftables table, "ip kube-proxy", written with nft
 
 Changes are applied within --min-sync-period, touching only the rules of the
 Services that changed; every rule is rewritten every --sync-period. Unless
@@ -77,7 +77,7 @@ func newProxyCommand(d deps) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if cfg.Client, err = kubernetes.NewForConfig(rest.AddUserAgent(restCfg, "skiff-proxy")); err != nil {
+			if cfg.Client, err = kubernetes.NewForConfig(rest.AddUserAgent(restCfg, "kube-proxy")); err != nil {
 				return fmt.Errorf("create API client: %w", err)
 			}
 			if cfg.NodeName == "" {

@@ -13,23 +13,23 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// The chains of the iptables mode. Per-service chains are SKIFF-SVC-*,
-// SKIFF-EXT-* and SKIFF-SEP-* (see names.go); everything named SKIFF-* in
+// The chains of the iptables mode. Per-service chains are KUBE-SVC-*,
+// KUBE-EXT-* and KUBE-SEP-* (see names.go); everything named KUBE-* in
 // the nat and filter tables belongs to the proxy.
 const (
-	iptChainPrefix   = "SKIFF-"
-	iptServices      = "SKIFF-SERVICES"          // nat: ClusterIP/external IP dispatch; filter: REJECTs for ClusterIPs
-	iptNodePorts     = "SKIFF-NODEPORTS"         // nat: NodePort dispatch
-	iptPostrouting   = "SKIFF-POSTROUTING"       // nat: masquerade of marked packets
-	iptMarkMasq      = "SKIFF-MARK-MASQ"         // nat: marks a packet for masquerade
-	iptExternal      = "SKIFF-EXTERNAL-SERVICES" // filter: REJECTs for NodePorts and external IPs
-	iptForward       = "SKIFF-FORWARD"           // filter: lets marked and established traffic through FORWARD
-	iptCanary        = "SKIFF-PROXY-CANARY"      // nat and filter: empty; its absence means someone flushed the tables
-	iptNodePortsRule = "-A " + iptServices + ` -m comment --comment "skiff service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j ` + iptNodePorts
+	iptChainPrefix   = "KUBE-"
+	iptServices      = "KUBE-SERVICES"          // nat: ClusterIP/external IP dispatch; filter: REJECTs for ClusterIPs
+	iptNodePorts     = "KUBE-NODEPORTS"         // nat: NodePort dispatch
+	iptPostrouting   = "KUBE-POSTROUTING"       // nat: masquerade of marked packets
+	iptMarkMasq      = "KUBE-MARK-MASQ"         // nat: marks a packet for masquerade
+	iptExternal      = "KUBE-EXTERNAL-SERVICES" // filter: REJECTs for NodePorts and external IPs
+	iptForward       = "KUBE-FORWARD"           // filter: lets marked and established traffic through FORWARD
+	iptCanary        = "KUBE-PROXY-CANARY"      // nat and filter: empty; its absence means someone flushed the tables
+	iptNodePortsRule = "-A " + iptServices + ` -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j ` + iptNodePorts
 )
 
 // masqMark is the packet mark bit (upstream's --iptables-masquerade-bit
-// 14) that asks SKIFF-POSTROUTING / masquerading to masquerade a packet.
+// 14) that asks KUBE-POSTROUTING / masquerading to masquerade a packet.
 const masqMark = "0x4000"
 
 // iptJump is a rule in a built-in chain that sends packets to one of the
@@ -42,14 +42,14 @@ type iptJump struct {
 
 // iptJumps are the proxy's hooks into the built-in chains, as upstream's.
 var iptJumps = []iptJump{
-	{"nat", "PREROUTING", iptServices, `-m comment --comment "skiff service portals" -j ` + iptServices},
-	{"nat", "OUTPUT", iptServices, `-m comment --comment "skiff service portals" -j ` + iptServices},
-	{"nat", "POSTROUTING", iptPostrouting, `-m comment --comment "skiff postrouting rules" -j ` + iptPostrouting},
-	{"filter", "INPUT", iptExternal, `-m conntrack --ctstate NEW -m comment --comment "skiff externally-visible service portals" -j ` + iptExternal},
-	{"filter", "FORWARD", iptForward, `-m comment --comment "skiff forwarding rules" -j ` + iptForward},
-	{"filter", "FORWARD", iptServices, `-m conntrack --ctstate NEW -m comment --comment "skiff service portals" -j ` + iptServices},
-	{"filter", "FORWARD", iptExternal, `-m conntrack --ctstate NEW -m comment --comment "skiff externally-visible service portals" -j ` + iptExternal},
-	{"filter", "OUTPUT", iptServices, `-m conntrack --ctstate NEW -m comment --comment "skiff service portals" -j ` + iptServices},
+	{"nat", "PREROUTING", iptServices, `-m comment --comment "kubernetes service portals" -j ` + iptServices},
+	{"nat", "OUTPUT", iptServices, `-m comment --comment "kubernetes service portals" -j ` + iptServices},
+	{"nat", "POSTROUTING", iptPostrouting, `-m comment --comment "kubernetes postrouting rules" -j ` + iptPostrouting},
+	{"filter", "INPUT", iptExternal, `-m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j ` + iptExternal},
+	{"filter", "FORWARD", iptForward, `-m comment --comment "kubernetes forwarding rules" -j ` + iptForward},
+	{"filter", "FORWARD", iptServices, `-m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j ` + iptServices},
+	{"filter", "FORWARD", iptExternal, `-m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j ` + iptExternal},
+	{"filter", "OUTPUT", iptServices, `-m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j ` + iptServices},
 }
 
 // iptTables are the tables the proxy writes, in restore order.
@@ -183,7 +183,7 @@ func (b *iptablesBackend) desired() map[string]map[string][]string {
 			// Clear the bit so that a packet re-entering the stack (e.g.
 			// through a tunnel) is not masqueraded twice.
 			"-A " + iptPostrouting + " -j MARK --xor-mark " + masqMark,
-			"-A " + iptPostrouting + ` -m comment --comment "skiff service traffic requiring SNAT" -j MASQUERADE --random-fully`,
+			"-A " + iptPostrouting + ` -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully`,
 		},
 		iptMarkMasq: {"-A " + iptMarkMasq + " -j MARK --or-mark " + masqMark},
 		iptCanary:   nil,
@@ -191,8 +191,8 @@ func (b *iptablesBackend) desired() map[string]map[string][]string {
 	filter := map[string][]string{
 		iptForward: {
 			"-A " + iptForward + " -m conntrack --ctstate INVALID -j DROP",
-			"-A " + iptForward + ` -m comment --comment "skiff forwarding rules" -m mark --mark ` + masqMark + "/" + masqMark + " -j ACCEPT",
-			"-A " + iptForward + ` -m comment --comment "skiff forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+			"-A " + iptForward + ` -m comment --comment "kubernetes forwarding rules" -m mark --mark ` + masqMark + "/" + masqMark + " -j ACCEPT",
+			"-A " + iptForward + ` -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
 		},
 		iptCanary: nil,
 	}
@@ -284,7 +284,7 @@ func (b *iptablesBackend) sync(ctx context.Context, services map[string][]*servi
 	return false, nil
 }
 
-// fullSync rewrites every chain of the proxy, deletes SKIFF-* chains it no
+// fullSync rewrites every chain of the proxy, deletes KUBE-* chains it no
 // longer wants (left by an earlier run or version) and repairs the jumps
 // from the built-in chains.
 func (b *iptablesBackend) fullSync(ctx context.Context) error {
@@ -317,7 +317,7 @@ func (b *iptablesBackend) fullSync(ctx context.Context) error {
 			fmt.Fprintf(&buf, ":%s - [0:0]\n", c)
 		}
 		// Jumps: one of each, first in its chain when added; any other
-		// jump from a built-in chain into SKIFF-* goes (a leftover of
+		// jump from a built-in chain into KUBE-* goes (a leftover of
 		// another version, or a duplicate).
 		for _, line := range cur.jumps {
 			if !slices.ContainsFunc(iptJumps, func(j iptJump) bool { return j.table == table && line == "-A "+j.chain+" "+j.spec }) {
@@ -382,7 +382,7 @@ func (b *iptablesBackend) check(ctx context.Context) (bool, error) {
 // and the rules in built-in chains that jump to them.
 type iptSaved struct {
 	chains map[string]bool
-	// jumps are "-A <builtin> ... -j SKIFF-..." lines, verbatim.
+	// jumps are "-A <builtin> ... -j KUBE-..." lines, verbatim.
 	jumps []string
 }
 
@@ -427,7 +427,7 @@ func (b *iptablesBackend) restore(ctx context.Context, input []byte) error {
 	return nil
 }
 
-// cleanup removes the jumps and every SKIFF-* chain from the nat and
+// cleanup removes the jumps and every KUBE-* chain from the nat and
 // filter tables. It is idempotent and succeeds when iptables is not
 // installed.
 func (b *iptablesBackend) cleanup(ctx context.Context) error {

@@ -91,11 +91,11 @@ func TestIPTablesRules(t *testing.T) {
 
 	t.Run("ClusterIP dispatch and random balancing", func(t *testing.T) {
 		contains(t, nat[iptServices],
-			`-A SKIFF-SERVICES -m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d 10.96.0.10/32 --dport 80 -j `+svcWeb)
+			`-A KUBE-SERVICES -m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d 10.96.0.10/32 --dport 80 -j `+svcWeb)
 		sep2 := iptSepChain(web, eps("10.244.1.2:8080")[0])
 		sep3 := iptSepChain(web, eps("10.244.1.3:8080")[0])
 		want := []string{
-			`-A ` + svcWeb + ` -m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d 10.96.0.10/32 --dport 80 ! -s 10.244.0.0/16 -j SKIFF-MARK-MASQ`,
+			`-A ` + svcWeb + ` -m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d 10.96.0.10/32 --dport 80 ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ`,
 			`-A ` + svcWeb + ` -m comment --comment "default/web:http -> 10.244.1.2:8080" -m statistic --mode random --probability 0.5000000000 -j ` + sep2,
 			`-A ` + svcWeb + ` -m comment --comment "default/web:http -> 10.244.1.3:8080" -j ` + sep3,
 		}
@@ -103,7 +103,7 @@ func TestIPTablesRules(t *testing.T) {
 			t.Errorf("%s (-want +got):\n%s", svcWeb, diff)
 		}
 		if diff := cmp.Diff([]string{
-			`-A ` + sep2 + ` -m comment --comment default/web:http -s 10.244.1.2/32 -j SKIFF-MARK-MASQ`,
+			`-A ` + sep2 + ` -m comment --comment default/web:http -s 10.244.1.2/32 -j KUBE-MARK-MASQ`,
 			`-A ` + sep2 + ` -m comment --comment default/web:http -m tcp -p tcp -j DNAT --to-destination 10.244.1.2:8080`,
 		}, nat[sep2]); diff != "" {
 			t.Errorf("%s (hairpin masquerade, DNAT) (-want +got):\n%s", sep2, diff)
@@ -116,12 +116,12 @@ func TestIPTablesRules(t *testing.T) {
 	t.Run("NodePort", func(t *testing.T) {
 		np := buildServicePorts(newService("default", "np", "10.96.0.11", withNodePort(30080)), nil)[0]
 		ext := iptExtChain(np)
-		contains(t, nat[iptNodePorts], `-A SKIFF-NODEPORTS -m comment --comment default/np:http -m tcp -p tcp --dport 30080 -j `+ext)
+		contains(t, nat[iptNodePorts], `-A KUBE-NODEPORTS -m comment --comment default/np:http -m tcp -p tcp --dport 30080 -j `+ext)
 		contains(t, nat[ext],
-			`-A `+ext+` -m comment --comment "masquerade traffic for default/np:http external destinations" -j SKIFF-MARK-MASQ`,
+			`-A `+ext+` -m comment --comment "masquerade traffic for default/np:http external destinations" -j KUBE-MARK-MASQ`,
 			`-A `+ext+` -j `+iptSvcChain(np))
 		if last := nat[iptServices][len(nat[iptServices])-1]; last != iptNodePortsRule {
-			t.Errorf("last rule of SKIFF-SERVICES is %q, want the NodePort jump", last)
+			t.Errorf("last rule of KUBE-SERVICES is %q, want the NodePort jump", last)
 		}
 	})
 
@@ -134,17 +134,17 @@ func TestIPTablesRules(t *testing.T) {
 		contains(t, nat[sep], `-A `+sep+` -m comment --comment default/sticky:http -m recent --name `+sep+` --set -m tcp -p tcp -j DNAT --to-destination 10.244.1.5:8080`)
 		// The affinity checks come before the random choice.
 		rules := nat[iptSvcChain(sticky)]
-		if !strings.Contains(rules[1], "--rcheck") || !strings.Contains(rules[len(rules)-1], "-j SKIFF-SEP-") || strings.Contains(rules[len(rules)-1], "recent") {
+		if !strings.Contains(rules[1], "--rcheck") || !strings.Contains(rules[len(rules)-1], "-j KUBE-SEP-") || strings.Contains(rules[len(rules)-1], "recent") {
 			t.Errorf("affinity rules out of order:\n%s", strings.Join(rules, "\n"))
 		}
 	})
 
 	t.Run("no endpoints rejects", func(t *testing.T) {
 		contains(t, filter[iptServices],
-			`-A SKIFF-SERVICES -m comment --comment "default/empty:http has no endpoints" -m tcp -p tcp -d 10.96.0.13/32 --dport 80 -j REJECT`)
+			`-A KUBE-SERVICES -m comment --comment "default/empty:http has no endpoints" -m tcp -p tcp -d 10.96.0.13/32 --dport 80 -j REJECT`)
 		contains(t, filter[iptExternal],
-			`-A SKIFF-EXTERNAL-SERVICES -m comment --comment "default/empty:http has no endpoints" -m tcp -p tcp -d 192.0.2.50/32 --dport 80 -j REJECT`,
-			`-A SKIFF-EXTERNAL-SERVICES -m comment --comment "default/empty:http has no endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 30081 -j REJECT`)
+			`-A KUBE-EXTERNAL-SERVICES -m comment --comment "default/empty:http has no endpoints" -m tcp -p tcp -d 192.0.2.50/32 --dport 80 -j REJECT`,
+			`-A KUBE-EXTERNAL-SERVICES -m comment --comment "default/empty:http has no endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 30081 -j REJECT`)
 		for _, l := range nat[iptServices] {
 			if strings.Contains(l, "10.96.0.13") {
 				t.Errorf("a Service without endpoints has a nat rule: %s", l)
@@ -159,7 +159,7 @@ func TestIPTablesRules(t *testing.T) {
 				t.Errorf("%s: missing %q", j.table, want)
 			}
 		}
-		contains(t, nat[iptPostrouting], `-A SKIFF-POSTROUTING -m comment --comment "skiff service traffic requiring SNAT" -j MASQUERADE --random-fully`)
+		contains(t, nat[iptPostrouting], `-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully`)
 	})
 }
 
@@ -228,7 +228,7 @@ func TestIPTablesIncrementalEndpointChange(t *testing.T) {
 	}
 
 	// The last endpoint going away turns the Service into a REJECT:
-	// SKIFF-SERVICES of both tables change, the Service's chains go.
+	// KUBE-SERVICES of both tables change, the Service's chains go.
 	es.Endpoints = nil
 	if _, err := client.DiscoveryV1().EndpointSlices("default").Update(context.Background(), es, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -236,7 +236,7 @@ func TestIPTablesIncrementalEndpointChange(t *testing.T) {
 	waitDirty(t, p, "default/web")
 	mustSync(t, p)
 	r = parseRestore(t, writes(fx.take())[0].stdin)
-	if !slices.Contains(r.lines["filter"][iptServices], `-A SKIFF-SERVICES -m comment --comment "default/web:http has no endpoints" -m tcp -p tcp -d 10.96.0.10/32 --dport 80 -j REJECT`) {
+	if !slices.Contains(r.lines["filter"][iptServices], `-A KUBE-SERVICES -m comment --comment "default/web:http has no endpoints" -m tcp -p tcp -d 10.96.0.10/32 --dport 80 -j REJECT`) {
 		t.Errorf("no REJECT after the last endpoint went: %v", r.lines["filter"])
 	}
 	for _, c := range []string{svcChain, newSep, iptSepChain(web, eps("10.244.1.2:8080")[0])} {
@@ -252,7 +252,7 @@ func TestIPTablesIncrementalEndpointChange(t *testing.T) {
 	waitDirty(t, p, "default/web")
 	mustSync(t, p)
 	in := writes(fx.take())[0].stdin
-	if strings.Contains(in, "default/web") || !strings.Contains(in, ":SKIFF-SERVICES") {
+	if strings.Contains(in, "default/web") || !strings.Contains(in, ":KUBE-SERVICES") {
 		t.Errorf("after deleting the Service:\n%s", in)
 	}
 }
@@ -265,28 +265,28 @@ func TestIPTablesFullSyncRepairs(t *testing.T) {
 	fx.saved["nat"] = `*nat
 :PREROUTING ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
-:SKIFF-SERVICES - [0:0]
-:SKIFF-SVC-STALESTALESTALE - [0:0]
 :KUBE-SERVICES - [0:0]
--A PREROUTING -m comment --comment "skiff service portals" -j SKIFF-SERVICES
--A OUTPUT -m comment --comment "skiff service portals" -j SKIFF-SERVICES
--A OUTPUT -m comment --comment "skiff service portals" -j SKIFF-SERVICES
--A OUTPUT -j SKIFF-OLD
--A OUTPUT -j KUBE-SERVICES
+:KUBE-SVC-STALESTALESTALE - [0:0]
+:OTHER-SERVICES - [0:0]
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A OUTPUT -j KUBE-OLD
+-A OUTPUT -j OTHER-SERVICES
 COMMIT
 `
 	mustSync(t, p)
 	r := parseRestore(t, writes(fx.take())[0].stdin)
 	nat := r.lines["nat"]
-	if !slices.Contains(nat["SKIFF-SVC-STALESTALESTALE"], "-X SKIFF-SVC-STALESTALESTALE") {
+	if !slices.Contains(nat["KUBE-SVC-STALESTALESTALE"], "-X KUBE-SVC-STALESTALESTALE") {
 		t.Errorf("stale chain not deleted: %v", nat)
 	}
-	if slices.Contains(r.declared["nat"], "KUBE-SERVICES") {
+	if slices.Contains(r.declared["nat"], "OTHER-SERVICES") {
 		t.Error("a chain of another program was touched")
 	}
 	wantOutput := []string{
-		"-D OUTPUT -j SKIFF-OLD",
-		`-D OUTPUT -m comment --comment "skiff service portals" -j SKIFF-SERVICES`,
+		"-D OUTPUT -j KUBE-OLD",
+		`-D OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES`,
 	}
 	if diff := cmp.Diff(wantOutput, nat["OUTPUT"]); diff != "" {
 		t.Errorf("OUTPUT (-want +got):\n%s", diff)

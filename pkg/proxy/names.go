@@ -16,13 +16,13 @@ func hash16(parts ...string) string {
 	return base32.StdEncoding.EncodeToString(h.Sum(nil))[:16]
 }
 
-// The iptables chain of a service port ("SKIFF-SVC-"), of its external
-// traffic ("SKIFF-EXT-") and of one of its endpoints ("SKIFF-SEP-"), in
+// The iptables chain of a service port ("KUBE-SVC-"), of its external
+// traffic ("KUBE-EXT-") and of one of its endpoints ("KUBE-SEP-"), in
 // upstream's KUBE-SVC/KUBE-EXT/KUBE-SEP scheme.
-func iptSvcChain(sp *servicePort) string { return "SKIFF-SVC-" + hash16(sp.name, string(sp.protocol)) }
-func iptExtChain(sp *servicePort) string { return "SKIFF-EXT-" + hash16(sp.name, string(sp.protocol)) }
+func iptSvcChain(sp *servicePort) string { return "KUBE-SVC-" + hash16(sp.name, string(sp.protocol)) }
+func iptExtChain(sp *servicePort) string { return "KUBE-EXT-" + hash16(sp.name, string(sp.protocol)) }
 func iptSepChain(sp *servicePort, ep endpoint) string {
-	return "SKIFF-SEP-" + hash16(sp.name, string(sp.protocol), ep.String())
+	return "KUBE-SEP-" + hash16(sp.name, string(sp.protocol), ep.String())
 }
 
 // nftHash is the short hash that keeps nft names of different ports

@@ -18,7 +18,7 @@ import (
 // it, so deleting it undoes the mode.
 const (
 	nftFamily = "ip"
-	nftTable  = "skiff-proxy"
+	nftTable  = "kube-proxy"
 	nftPrefix = "ip " + nftTable + " "
 )
 
@@ -100,7 +100,7 @@ func nftStaticChains() map[string][]string {
 // nftState is a rendering of the table (or of one Service's part of it).
 type nftState struct {
 	// chains maps a chain to its rules (the text after "add rule ip
-	// skiff-proxy <chain>").
+	// kube-proxy <chain>").
 	chains map[string][]string
 	// elements maps a fixed set or map to its elements: key → value
 	// ("" for sets).
@@ -350,7 +350,7 @@ func (b *nftBackend) fullSync(ctx context.Context) error {
 		return err
 	}
 	var tx nftTx
-	tx.line(`add table %s%s { comment "rules for skiff proxy" ; }`, nftFamily+" ", nftTable)
+	tx.line(`add table %s%s { comment "rules for kube-proxy" ; }`, nftFamily+" ", nftTable)
 	for _, m := range nftMaps {
 		tx.line("add %s %s%s %s", m.kind, nftPrefix, m.name, m.def)
 	}

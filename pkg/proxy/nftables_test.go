@@ -56,13 +56,13 @@ func TestNFTablesRules(t *testing.T) {
 
 	t.Run("ClusterIP via verdict map and numgen", func(t *testing.T) {
 		has(t,
-			"add rule ip skiff-proxy services ip daddr . meta l4proto . th dport vmap @service-ips",
-			"add rule ip skiff-proxy "+svc+" ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade",
-			"add rule ip skiff-proxy "+svc+" numgen random mod 2 vmap { 0 : goto "+ep2+" , 1 : goto "+ep3+" }",
-			"add rule ip skiff-proxy "+ep2+" ip saddr 10.244.1.2 jump mark-for-masquerade",
-			"add rule ip skiff-proxy "+ep2+" meta l4proto tcp dnat to 10.244.1.2:8080",
+			"add rule ip kube-proxy services ip daddr . meta l4proto . th dport vmap @service-ips",
+			"add rule ip kube-proxy "+svc+" ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade",
+			"add rule ip kube-proxy "+svc+" numgen random mod 2 vmap { 0 : goto "+ep2+" , 1 : goto "+ep3+" }",
+			"add rule ip kube-proxy "+ep2+" ip saddr 10.244.1.2 jump mark-for-masquerade",
+			"add rule ip kube-proxy "+ep2+" meta l4proto tcp dnat to 10.244.1.2:8080",
 		)
-		elems := strings.Join(nftLines(tx, "add element ip skiff-proxy service-ips "), "\n")
+		elems := strings.Join(nftLines(tx, "add element ip kube-proxy service-ips "), "\n")
 		if !strings.Contains(elems, "10.96.0.10 . tcp . 80 : goto "+svc) {
 			t.Errorf("service-ips lacks the ClusterIP: %s", elems)
 		}
@@ -71,10 +71,10 @@ func TestNFTablesRules(t *testing.T) {
 	t.Run("NodePort", func(t *testing.T) {
 		np := buildServicePorts(newService("default", "np", "10.96.0.11", withNodePort(30080)), nil)[0]
 		has(t,
-			"add rule ip skiff-proxy services "+nftLocalDst+" meta l4proto . th dport vmap @service-nodeports",
-			`add rule ip skiff-proxy `+nftExtChain(np)+` jump mark-for-masquerade comment "masquerade traffic for default/np:http external destinations"`,
-			"add rule ip skiff-proxy "+nftExtChain(np)+" goto "+nftSvcChain(np),
-			"add element ip skiff-proxy service-nodeports { tcp . 30080 : goto "+nftExtChain(np)+" }",
+			"add rule ip kube-proxy services "+nftLocalDst+" meta l4proto . th dport vmap @service-nodeports",
+			`add rule ip kube-proxy `+nftExtChain(np)+` jump mark-for-masquerade comment "masquerade traffic for default/np:http external destinations"`,
+			"add rule ip kube-proxy "+nftExtChain(np)+" goto "+nftSvcChain(np),
+			"add element ip kube-proxy service-nodeports { tcp . 30080 : goto "+nftExtChain(np)+" }",
 		)
 	})
 
@@ -83,26 +83,26 @@ func TestNFTablesRules(t *testing.T) {
 		e := eps("10.244.1.5:8080")[0]
 		set, epc := nftAffinitySet(sticky, e), nftEpChain(sticky, e)
 		has(t,
-			"add set ip skiff-proxy "+set+" { type ipv4_addr ; flags dynamic,timeout ; timeout 600s ; }",
-			"add rule ip skiff-proxy "+nftSvcChain(sticky)+" ip saddr @"+set+" goto "+epc,
-			"add rule ip skiff-proxy "+epc+" update @"+set+" { ip saddr }",
+			"add set ip kube-proxy "+set+" { type ipv4_addr ; flags dynamic,timeout ; timeout 600s ; }",
+			"add rule ip kube-proxy "+nftSvcChain(sticky)+" ip saddr @"+set+" goto "+epc,
+			"add rule ip kube-proxy "+epc+" update @"+set+" { ip saddr }",
 		)
 	})
 
 	t.Run("no endpoints rejects", func(t *testing.T) {
 		has(t,
-			"add element ip skiff-proxy no-endpoint-services { 10.96.0.13 . tcp . 80 : goto reject-chain, 192.0.2.50 . tcp . 80 : goto reject-chain }",
-			"add element ip skiff-proxy no-endpoint-nodeports { tcp . 30081 : goto reject-chain }",
-			"add rule ip skiff-proxy reject-chain reject",
-			"add rule ip skiff-proxy filter-output ct state new jump service-endpoints-check",
+			"add element ip kube-proxy no-endpoint-services { 10.96.0.13 . tcp . 80 : goto reject-chain, 192.0.2.50 . tcp . 80 : goto reject-chain }",
+			"add element ip kube-proxy no-endpoint-nodeports { tcp . 30081 : goto reject-chain }",
+			"add rule ip kube-proxy reject-chain reject",
+			"add rule ip kube-proxy filter-output ct state new jump service-endpoints-check",
 		)
 	})
 
 	t.Run("masquerade", func(t *testing.T) {
 		has(t,
-			"add chain ip skiff-proxy nat-postrouting { type nat hook postrouting priority 100 ; policy accept ; }",
-			"add rule ip skiff-proxy masquerading meta mark & 0x4000 == 0 return",
-			"add rule ip skiff-proxy masquerading masquerade fully-random",
+			"add chain ip kube-proxy nat-postrouting { type nat hook postrouting priority 100 ; policy accept ; }",
+			"add rule ip kube-proxy masquerading meta mark & 0x4000 == 0 return",
+			"add rule ip kube-proxy masquerading masquerade fully-random",
 		)
 	})
 }
@@ -147,19 +147,19 @@ func TestNFTablesIncrementalEndpointChange(t *testing.T) {
 	e5, e6, e8 := eps("10.244.1.5:8080")[0], eps("10.244.1.6:8080")[0], eps("10.244.1.8:8080")[0]
 	svc := nftSvcChain(sticky)
 	want := []string{
-		"add chain ip skiff-proxy " + nftEpChain(sticky, e8),
-		"add set ip skiff-proxy " + nftAffinitySet(sticky, e8) + " { type ipv4_addr ; flags dynamic,timeout ; timeout 600s ; }",
-		"flush chain ip skiff-proxy " + svc,
-		"flush chain ip skiff-proxy " + nftEpChain(sticky, e6),
-		"delete set ip skiff-proxy " + nftAffinitySet(sticky, e6),
-		"add rule ip skiff-proxy " + nftEpChain(sticky, e8) + " ip saddr 10.244.1.8 jump mark-for-masquerade",
-		"add rule ip skiff-proxy " + nftEpChain(sticky, e8) + " update @" + nftAffinitySet(sticky, e8) + " { ip saddr }",
-		"add rule ip skiff-proxy " + nftEpChain(sticky, e8) + " meta l4proto tcp dnat to 10.244.1.8:8080",
-		"add rule ip skiff-proxy " + svc + " ip daddr 10.96.0.12 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade",
-		"add rule ip skiff-proxy " + svc + " ip saddr @" + nftAffinitySet(sticky, e5) + " goto " + nftEpChain(sticky, e5),
-		"add rule ip skiff-proxy " + svc + " ip saddr @" + nftAffinitySet(sticky, e8) + " goto " + nftEpChain(sticky, e8),
-		"add rule ip skiff-proxy " + svc + " numgen random mod 2 vmap { 0 : goto " + nftEpChain(sticky, e5) + " , 1 : goto " + nftEpChain(sticky, e8) + " }",
-		"delete chain ip skiff-proxy " + nftEpChain(sticky, e6),
+		"add chain ip kube-proxy " + nftEpChain(sticky, e8),
+		"add set ip kube-proxy " + nftAffinitySet(sticky, e8) + " { type ipv4_addr ; flags dynamic,timeout ; timeout 600s ; }",
+		"flush chain ip kube-proxy " + svc,
+		"flush chain ip kube-proxy " + nftEpChain(sticky, e6),
+		"delete set ip kube-proxy " + nftAffinitySet(sticky, e6),
+		"add rule ip kube-proxy " + nftEpChain(sticky, e8) + " ip saddr 10.244.1.8 jump mark-for-masquerade",
+		"add rule ip kube-proxy " + nftEpChain(sticky, e8) + " update @" + nftAffinitySet(sticky, e8) + " { ip saddr }",
+		"add rule ip kube-proxy " + nftEpChain(sticky, e8) + " meta l4proto tcp dnat to 10.244.1.8:8080",
+		"add rule ip kube-proxy " + svc + " ip daddr 10.96.0.12 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade",
+		"add rule ip kube-proxy " + svc + " ip saddr @" + nftAffinitySet(sticky, e5) + " goto " + nftEpChain(sticky, e5),
+		"add rule ip kube-proxy " + svc + " ip saddr @" + nftAffinitySet(sticky, e8) + " goto " + nftEpChain(sticky, e8),
+		"add rule ip kube-proxy " + svc + " numgen random mod 2 vmap { 0 : goto " + nftEpChain(sticky, e5) + " , 1 : goto " + nftEpChain(sticky, e8) + " }",
+		"delete chain ip kube-proxy " + nftEpChain(sticky, e6),
 	}
 	got := strings.Split(strings.TrimSuffix(w[0].stdin, "\n"), "\n")
 	// Rules of one chain are in order; chains are sorted by name, which
@@ -182,8 +182,8 @@ func TestNFTablesIncrementalEndpointChange(t *testing.T) {
 	mustSync(t, p)
 	tx := writes(fx.take())[0].stdin
 	for _, wantLine := range []string{
-		"delete element ip skiff-proxy service-ips { 10.96.0.10 . tcp . 80 }",
-		"add element ip skiff-proxy no-endpoint-services { 10.96.0.10 . tcp . 80 : goto reject-chain }",
+		"delete element ip kube-proxy service-ips { 10.96.0.10 . tcp . 80 }",
+		"add element ip kube-proxy no-endpoint-services { 10.96.0.10 . tcp . 80 : goto reject-chain }",
 	} {
 		if !strings.Contains(tx, wantLine+"\n") {
 			t.Errorf("missing %q in\n%s", wantLine, tx)
@@ -208,17 +208,17 @@ func verb(line string) string {
 // of the table it no longer wants, after flushing the rules that use them.
 func TestNFTablesFullSyncDeletesStale(t *testing.T) {
 	p, _, fx := unitProxier(t, ModeNFTables)
-	fx.nftList["chains"] = `{"nftables": [{"metainfo": {}}, {"chain": {"family": "ip", "table": "skiff-proxy", "name": "service-OLD-x/y/tcp/p80"}}, {"chain": {"family": "ip", "table": "other", "name": "keep"}}]}`
-	fx.nftList["sets"] = `{"nftables": [{"set": {"family": "ip", "table": "skiff-proxy", "name": "affinity-OLD"}}, {"set": {"family": "ip", "table": "skiff-proxy", "name": "cluster-ips"}}]}`
+	fx.nftList["chains"] = `{"nftables": [{"metainfo": {}}, {"chain": {"family": "ip", "table": "kube-proxy", "name": "service-OLD-x/y/tcp/p80"}}, {"chain": {"family": "ip", "table": "other", "name": "keep"}}]}`
+	fx.nftList["sets"] = `{"nftables": [{"set": {"family": "ip", "table": "kube-proxy", "name": "affinity-OLD"}}, {"set": {"family": "ip", "table": "kube-proxy", "name": "cluster-ips"}}]}`
 	mustSync(t, p)
 	tx := writes(fx.take())[0].stdin
-	flush := strings.Index(tx, "flush table ip skiff-proxy\n")
-	delChain := strings.Index(tx, "delete chain ip skiff-proxy service-OLD-x/y/tcp/p80\n")
-	delSet := strings.Index(tx, "delete set ip skiff-proxy affinity-OLD\n")
+	flush := strings.Index(tx, "flush table ip kube-proxy\n")
+	delChain := strings.Index(tx, "delete chain ip kube-proxy service-OLD-x/y/tcp/p80\n")
+	delSet := strings.Index(tx, "delete set ip kube-proxy affinity-OLD\n")
 	if flush < 0 || delChain < flush || delSet < flush {
 		t.Errorf("stale objects not deleted after the flush:\n%s", tx)
 	}
-	if strings.Contains(tx, "keep") || strings.Contains(tx, "delete set ip skiff-proxy cluster-ips") {
+	if strings.Contains(tx, "keep") || strings.Contains(tx, "delete set ip kube-proxy cluster-ips") {
 		t.Errorf("deleted something it should keep:\n%s", tx)
 	}
 }

@@ -4,8 +4,8 @@
 // ClusterIP, NodePorts and external IPs reach one of its ready endpoints.
 //
 // Two modes follow upstream's: iptables (the default; iptables-restore
-// into SKIFF-* chains of the nat and filter tables) and nftables (one
-// table, "ip skiff-proxy", with verdict maps keyed on address, protocol
+// into KUBE-* chains of the nat and filter tables) and nftables (one
+// table, "ip kube-proxy", with verdict maps keyed on address, protocol
 // and port). A sync rewrites only what changed since the last one and is
 // rate-limited; a full rewrite happens at start and every SyncPeriod. The
 // proxy also flushes stale UDP conntrack entries and, optionally, routes

@@ -174,7 +174,7 @@ func TestRouteSync(t *testing.T) {
 // tools are missing.
 func TestCleanupWithFake(t *testing.T) {
 	fx := newFakeExec()
-	fx.saved["nat"] = "*nat\n:PREROUTING ACCEPT [0:0]\n:SKIFF-SERVICES - [0:0]\n:KUBE-SERVICES - [0:0]\n-A PREROUTING -m comment --comment \"skiff service portals\" -j SKIFF-SERVICES\n-A PREROUTING -j KUBE-SERVICES\nCOMMIT\n"
+	fx.saved["nat"] = "*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n:OTHER-SERVICES - [0:0]\n-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n-A PREROUTING -j OTHER-SERVICES\nCOMMIT\n"
 	fx.outputs["ip -4 route show table main proto 212"] = "10.244.5.0/24 via 192.0.2.5 dev eth0\n"
 	if err := Cleanup(context.Background(), Config{Executor: fx}); err != nil {
 		t.Fatal(err)
@@ -192,11 +192,11 @@ func TestCleanupWithFake(t *testing.T) {
 			routes = append(routes, c.String())
 		}
 	}
-	wantRestore := "*nat\n:SKIFF-SERVICES - [0:0]\n-D PREROUTING -m comment --comment \"skiff service portals\" -j SKIFF-SERVICES\n-X SKIFF-SERVICES\nCOMMIT\n"
+	wantRestore := "*nat\n:KUBE-SERVICES - [0:0]\n-D PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n-X KUBE-SERVICES\nCOMMIT\n"
 	if restore != wantRestore {
 		t.Errorf("restore input:\n%s\nwant:\n%s", restore, wantRestore)
 	}
-	if nft != "add table ip skiff-proxy\ndelete table ip skiff-proxy\n" {
+	if nft != "add table ip kube-proxy\ndelete table ip kube-proxy\n" {
 		t.Errorf("nft input: %q", nft)
 	}
 	if !slices.Equal(routes, []string{"ip -4 route del 10.244.5.0/24 proto 212"}) {

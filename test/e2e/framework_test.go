@@ -103,10 +103,10 @@ func startNodeCluster(t *testing.T, extra ...string) *cluster {
 			t.Errorf("skiff agent --cleanup: %v\n%s", err, out)
 		}
 		// The kube-proxy add-on's rules must be gone with the node.
-		if out, _ := exec.Command("iptables-save").Output(); strings.Contains(string(out), "SKIFF-") {
-			t.Errorf("iptables rules left after cleanup:\n%s", grepLines(string(out), "SKIFF-"))
+		if out, _ := exec.Command("iptables-save").Output(); strings.Contains(string(out), "KUBE-") {
+			t.Errorf("iptables rules left after cleanup:\n%s", grepLines(string(out), "KUBE-"))
 		}
-		if out, _ := exec.Command("nft", "list", "tables").Output(); strings.Contains(string(out), "skiff-proxy") {
+		if out, _ := exec.Command("nft", "list", "tables").Output(); strings.Contains(string(out), "kube-proxy") {
 			t.Errorf("nft table left after cleanup:\n%s", out)
 		}
 	})

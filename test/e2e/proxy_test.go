@@ -37,6 +37,12 @@ func TestServicesEndToEnd(t *testing.T) {
 	c.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
 	ip := c.kubectl("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
 
+	// The seed's check on the node: kube-proxy's rule for the Service.
+	eventually(t, 30*time.Second, "the Service in `iptables -t nat -L KUBE-SERVICES`", func() bool {
+		out, err := exec.Command("iptables", "-t", "nat", "-L", "KUBE-SERVICES", "-n").Output()
+		return err == nil && strings.Contains(grepLines(string(out), "web"), ip)
+	})
+
 	// From the host: requests spread over both pods.
 	hosts := map[string]bool{}
 	served := regexp.MustCompile(`Served by Skiff's test image on (\S+)\.`)
@@ -167,11 +173,11 @@ func TestServicesNFTablesMode(t *testing.T) {
 		return err == nil && regexp.MustCompile(`"hostname": "echo-[a-z0-9]+-[a-z0-9]+"`).Match(body) &&
 			strings.Contains(string(body), `"path": "/hello"`) && strings.Contains(string(body), `"query": "x=1"`)
 	})
-	if out, err := exec.Command("nft", "list", "table", "ip", "skiff-proxy").CombinedOutput(); err != nil || !strings.Contains(string(out), ip) {
-		t.Errorf("nft list table ip skiff-proxy: %v\n%s", err, out)
+	if out, err := exec.Command("nft", "list", "table", "ip", "kube-proxy").CombinedOutput(); err != nil || !strings.Contains(string(out), ip) {
+		t.Errorf("nft list table ip kube-proxy: %v\n%s", err, out)
 	}
-	if out, _ := exec.Command("iptables-save", "-t", "nat").Output(); strings.Contains(string(out), "SKIFF-SERVICES") {
-		t.Errorf("iptables chains in nftables mode:\n%s", grepLines(string(out), "SKIFF-"))
+	if out, _ := exec.Command("iptables-save", "-t", "nat").Output(); strings.Contains(string(out), "KUBE-SERVICES") {
+		t.Errorf("iptables chains in nftables mode:\n%s", grepLines(string(out), "KUBE-"))
 	}
 	c.kubectl("scale", "deployment", "echo", "--replicas=0")
 	eventually(t, 30*time.Second, "connections to the empty Service to be refused", func() bool {
