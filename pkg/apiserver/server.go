@@ -98,7 +98,10 @@ type HealthCheck struct {
 // Server is the API server. Create with New, serve Handler(), and call
 // Start once to bootstrap defaults and begin background work.
 type Server struct {
-	cfg           Config
+	cfg Config
+	// leaseRenew is how often the master lease is renewed and the
+	// kubernetes endpoints reconciled: masterLeaseRenew, shorter in tests.
+	leaseRenew    time.Duration
 	scheme        *runtime.Scheme
 	codecs        serializer.CodecFactory
 	typeConverter managedfields.TypeConverter
@@ -151,6 +154,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
+		leaseRenew:    masterLeaseRenew,
 		cfg:           cfg,
 		scheme:        scheme,
 		codecs:        newCodecs(scheme),
@@ -211,6 +215,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	go s.watchCRDs(ctx)
 	go s.runResourceMetrics(ctx)
+	go s.runMasterLeases(ctx)
 	s.mu.Lock()
 	s.ready = true
 	s.mu.Unlock()
