@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -193,8 +194,11 @@ func (r *nodeRuntime) close() {
 func Cleanup(ctx context.Context, dataDir, bridgeName, cgroupRoot string) error {
 	paths := PathsFor(dataDir)
 	var errs []error
+	var podUIDs []string
 	if conn, err := containerd.Connect(ctx, paths.Socket(), time.Minute); err == nil {
-		errs = append(errs, removeAllPods(ctx, conn))
+		var rmErr error
+		podUIDs, rmErr = removeAllPods(ctx, conn)
+		errs = append(errs, rmErr)
 		_ = conn.Close(context.Background())
 	}
 	if pid, alive := livePID(paths); alive {
@@ -228,6 +232,16 @@ func Cleanup(ctx context.Context, dataDir, bridgeName, cgroupRoot string) error 
 	if cgroupRoot == "" {
 		cgroupRoot = "/"
 	}
+	// Processes left in this node's pod cgroups once containerd and its
+	// shims are gone are orphans, such as the `runc init` of a container
+	// that was being started when the agent stopped. Only the pods this
+	// agent's containerd knew are touched: another node on the machine
+	// may share the kubepods tree.
+	for _, uid := range podUIDs {
+		for _, qos := range []string{"", "burstable", "besteffort"} {
+			killCgroupProcesses(filepath.Join(cgroupRoot, "kubepods", qos, "pod"+uid))
+		}
+	}
 	errs = append(errs, removeCgroupTree(filepath.Join(cgroupRoot, "kubepods")))
 	if filepath.Clean(cgroupRoot) != "/" {
 		// A dedicated root goes too, when nothing else lives in it.
@@ -249,22 +263,55 @@ func Cleanup(ctx context.Context, dataDir, bridgeName, cgroupRoot string) error 
 
 // removeAllPods stops and removes every sandbox (and with it its
 // containers).
-func removeAllPods(ctx context.Context, conn *containerd.Conn) error {
+func removeAllPods(ctx context.Context, conn *containerd.Conn) (uids []string, err error) {
 	pods, err := conn.Runtime.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{})
 	if err != nil {
-		return fmt.Errorf("listing pods: %w", err)
+		return nil, fmt.Errorf("listing pods: %w", err)
 	}
-	var errs []error
 	for _, s := range pods {
-		if err := conn.Runtime.StopPodSandbox(ctx, s.Id); err != nil {
-			errs = append(errs, fmt.Errorf("stopping pod %s: %w", s.Id, err))
-		}
-		if err := conn.Runtime.RemovePodSandbox(ctx, s.Id); err != nil {
-			errs = append(errs, fmt.Errorf("removing pod %s: %w", s.Id, err))
+		if uid := s.GetMetadata().GetUid(); uid != "" && !slices.Contains(uids, uid) {
+			uids = append(uids, uid)
 		}
 	}
-	return errors.Join(errs...)
+	// A container the stopped kubelet was still starting cannot be
+	// removed ("container is in starting state") and one that finished
+	// starting after the sandbox was stopped is running again: such pods
+	// are stopped and removed again, in rounds, until removePodsTimeout.
+	remaining := make([]string, 0, len(pods))
+	for _, s := range pods {
+		remaining = append(remaining, s.Id)
+	}
+	deadline := time.Now().Add(removePodsTimeout)
+	for {
+		var errs []error
+		var failed []string
+		for _, id := range remaining {
+			if err := conn.Runtime.StopPodSandbox(ctx, id); err != nil {
+				errs = append(errs, fmt.Errorf("stopping pod %s: %w", id, err))
+			}
+			if err := conn.Runtime.RemovePodSandbox(ctx, id); err != nil {
+				errs = append(errs, fmt.Errorf("removing pod %s: %w", id, err))
+				failed = append(failed, id)
+			}
+		}
+		if len(failed) == 0 || time.Now().After(deadline) {
+			if len(failed) == 0 {
+				return uids, nil
+			}
+			return uids, errors.Join(errs...)
+		}
+		remaining = failed
+		select {
+		case <-ctx.Done():
+			return uids, errors.Join(append(errs, ctx.Err())...)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
+
+// removePodsTimeout bounds how long Cleanup retries pods that cannot be
+// removed yet.
+const removePodsTimeout = 30 * time.Second
 
 // terminate stops containerd: SIGTERM, then SIGKILL after 10 seconds.
 func terminate(ctx context.Context, pid int, paths Paths) error {
@@ -349,6 +396,45 @@ func removeCgroupTree(path string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// killCgroupProcesses sends SIGKILL to every process in the cgroup at path
+// (cgroupfs notation, never the root) and below, in every hierarchy, and
+// waits up to 5 s for them to go.
+func killCgroupProcesses(path string) {
+	if filepath.Clean(path) == "/" {
+		return
+	}
+	pids := func() []int {
+		var out []int
+		matches, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", path))
+		matches = append(matches, filepath.Join("/sys/fs/cgroup", path))
+		for _, root := range matches {
+			_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+				if err != nil || d.IsDir() || d.Name() != "cgroup.procs" {
+					return nil
+				}
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return nil
+				}
+				for _, f := range strings.Fields(string(b)) {
+					if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+						out = append(out, pid)
+					}
+				}
+				return nil
+			})
+		}
+		return out
+	}
+	left := pids()
+	for _, pid := range left {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(left) > 0 && time.Now().Before(deadline); left = pids() {
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // removeEmptyCgroup removes the cgroup at path in every hierarchy where it
