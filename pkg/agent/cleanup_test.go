@@ -59,3 +59,42 @@ func TestRemoveAllPodsRetriesPodsStillStarting(t *testing.T) {
 		t.Errorf("stops = %v, want %v", rt.stops, want)
 	}
 }
+
+func TestNFTTableEmpty(t *testing.T) {
+	empty := `table ip nat { # handle 6
+	chain POSTROUTING { # handle 4
+		type nat hook postrouting priority srcnat; policy accept;
+	}
+
+	chain OUTPUT { # handle 2871
+		type nat hook output priority -100; policy accept;
+	}
+}
+`
+	if !nftTableEmpty(empty) {
+		t.Error("a table of empty base chains is not empty")
+	}
+	withRule := `table ip nat { # handle 6
+	chain POSTROUTING { # handle 4
+		type nat hook postrouting priority srcnat; policy accept;
+		ip saddr 10.88.0.0/16 counter packets 0 bytes 0 masquerade # handle 9
+	}
+}
+`
+	withChain := `table ip filter { # handle 12
+	chain CNI-FORWARD { # handle 15
+	}
+}
+`
+	withSet := `table ip nat { # handle 6
+	set allowed { # handle 3
+		type ipv4_addr
+	}
+}
+`
+	for name, listing := range map[string]string{"a rule": withRule, "a set": withSet, "a regular chain": withChain} {
+		if nftTableEmpty(listing) {
+			t.Errorf("a table with %s counts as empty", name)
+		}
+	}
+}

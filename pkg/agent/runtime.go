@@ -229,6 +229,7 @@ func Cleanup(ctx context.Context, dataDir, bridgeName, cgroupRoot string) error 
 			errs = append(errs, fmt.Errorf("deleting bridge %s: %w: %s", bridgeName, err, bytes.TrimSpace(out)))
 		}
 	}
+	errs = append(errs, deleteEmptyXtablesTables(ctx))
 	if cgroupRoot == "" {
 		cgroupRoot = "/"
 	}
@@ -396,6 +397,53 @@ func removeCgroupTree(path string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// xtablesTables are the nftables tables iptables-nft creates on first use
+// (by the proxy's iptables mode and the CNI plugins' masquerade rules).
+var xtablesTables = []string{"ip nat", "ip filter", "ip6 nat", "ip6 filter"}
+
+// deleteEmptyXtablesTables deletes the tables of xtablesTables that hold
+// no rule, sets or maps any more: iptables-nft leaves them behind, empty,
+// when the last rule goes. A table with anything in it, anyone's, stays.
+// Without nft there is nothing to do.
+func deleteEmptyXtablesTables(ctx context.Context) error {
+	if _, err := exec.LookPath("nft"); err != nil {
+		return nil
+	}
+	var errs []error
+	for _, t := range xtablesTables {
+		args := append([]string{"-a", "list", "table"}, strings.Fields(t)...)
+		out, err := exec.CommandContext(ctx, "nft", args...).Output()
+		if err != nil || !nftTableEmpty(string(out)) {
+			continue // absent, or in use
+		}
+		del := append([]string{"delete", "table"}, strings.Fields(t)...)
+		if out, err := exec.CommandContext(ctx, "nft", del...).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("deleting the empty nft table %s: %w: %s", t, err, bytes.TrimSpace(out)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// nftTableEmpty reports whether `nft -a list table` output shows a table
+// holding only empty base chains: no rule, set, map or regular chain
+// (someone's, even empty, is taken as in use).
+func nftTableEmpty(listing string) bool {
+	chains, hooks := 0, 0
+	for _, line := range strings.Split(listing, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "", line == "}", strings.HasPrefix(line, "table "):
+		case strings.HasPrefix(line, "chain "):
+			chains++
+		case strings.HasPrefix(line, "type ") && strings.Contains(line, " hook "):
+			hooks++
+		default:
+			return false
+		}
+	}
+	return chains == hooks
 }
 
 // killCgroupProcesses sends SIGKILL to every process in the cgroup at path
