@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -146,7 +148,11 @@ func (s *store) slicesOf(namespace, name string) []*discoveryv1.EndpointSlice {
 	if err != nil {
 		return nil
 	}
-	return toSlices(objs)
+	// The index returns a set, in no fixed order: sorted by name, the
+	// answers' base order is stable, so rotation visits every address.
+	out := toSlices(objs)
+	slices.SortFunc(out, func(a, b *discoveryv1.EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // servicesByIP returns the Services with ip (canonical form) as a ClusterIP.

@@ -253,25 +253,7 @@ func TestRealStreaming(t *testing.T) {
 	env := newRealEnv(t)
 	ctx := context.Background()
 	pod := streamPod()
-	t.Cleanup(func() {
-		if err := env.runtime.KillPod(context.Background(), pod, time.Second); err != nil {
-			t.Errorf("KillPod: %v", err)
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		rs, err := env.runtime.SyncPod(ctx, pod)
-		if err != nil {
-			t.Fatalf("SyncPod: %v", err)
-		}
-		if allRunning(rs, 2) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pod not running: %+v", rs)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	env.runPod(t, pod, 2)
 
 	ca := newTestCA(t)
 	serving := ca.issue(t, pkix.Name{CommonName: "node1"}, true)
@@ -686,5 +668,30 @@ current-context: c
 	resp.Body.Close()
 	if string(b) != "ok-from-pod\n" {
 		t.Errorf("GET through kubectl port-forward = %q", b)
+	}
+}
+
+// runPod syncs pod until its want containers run (within 60 s) and kills
+// it when the test ends.
+func (env *realEnv) runPod(t *testing.T, pod *corev1.Pod, want int) {
+	t.Helper()
+	t.Cleanup(func() {
+		if err := env.runtime.KillPod(context.Background(), pod, time.Second); err != nil {
+			t.Errorf("KillPod: %v", err)
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		rs, err := env.runtime.SyncPod(context.Background(), pod)
+		if err != nil {
+			t.Fatalf("SyncPod: %v", err)
+		}
+		if allRunning(rs, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod not running: %+v", rs)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -39,25 +39,7 @@ func TestRealStats(t *testing.T) {
 			},
 		},
 	}
-	t.Cleanup(func() {
-		if err := env.runtime.KillPod(context.Background(), pod, time.Second); err != nil {
-			t.Errorf("KillPod: %v", err)
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		rs, err := env.runtime.SyncPod(ctx, pod)
-		if err != nil {
-			t.Fatalf("SyncPod: %v", err)
-		}
-		if allRunning(rs, 2) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pod not running: %+v", rs)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	env.runPod(t, pod, 2)
 
 	find := func(sum *statsapi.Summary) *statsapi.PodStats {
 		for i := range sum.Pods {
@@ -137,7 +119,7 @@ func TestRealStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pm *metricsv1beta1.PodMetrics
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		pm, err = mc.MetricsV1beta1().PodMetricses("default").Get(ctx, "burn", metav1.GetOptions{})
 		if err == nil {
