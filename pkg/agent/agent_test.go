@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"github.com/skiff-project/skiff/pkg/containerd/containerdtest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,10 +15,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiff-project/skiff/pkg/apiserver/apiservertest"
 	"github.com/skiff-project/skiff/pkg/containerd"
+	"github.com/skiff-project/skiff/pkg/containerd/containerdtest"
 	"github.com/skiff-project/skiff/pkg/images"
 )
 
@@ -87,44 +88,12 @@ func TestAgentRunsRealPods(t *testing.T) {
 	client := srv.Client
 	ctx := context.Background()
 
-	suffix := containerdtest.RandomHex(t, 3)
-	dataDir := t.TempDir()
 	cidr := containerdtest.FreeCIDR(t, 214)
-	cfg := Config{
-		RestConfig:                srv.Config,
-		NodeName:                  "agent-test-" + suffix,
-		DataDir:                   dataDir,
-		BridgeName:                "ska" + suffix,
-		NetworkName:               "skiff-agent-test-" + suffix,
-		CgroupRoot:                "/skiff-agent-test-" + suffix,
-		PollInterval:              100 * time.Millisecond,
-		NodeStatusUpdateFrequency: time.Second,
-	}
+	cfg := testNodeConfig(t, srv.Config, "agent-test", "ska")
+	dataDir := cfg.DataDir
 	paths := PathsFor(dataDir)
 	// Registered first, so it runs last: after the agents stopped.
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := Cleanup(cctx, dataDir, cfg.BridgeName, cfg.CgroupRoot); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-		if pids, _ := containerd.ShimPIDs(paths.Socket()); len(pids) > 0 {
-			t.Errorf("shims left running: %v", pids)
-		}
-		if pid, alive := livePID(paths); alive {
-			t.Errorf("containerd %d left running", pid)
-		}
-		if _, err := os.Stat("/sys/class/net/" + cfg.BridgeName); err == nil {
-			t.Errorf("bridge %s left behind", cfg.BridgeName)
-		}
-		if m, _ := containerd.MountsUnder(dataDir); len(m) > 0 {
-			t.Errorf("mounts left behind: %v", m)
-		}
-		if d, _ := filepath.Glob("/sys/fs/cgroup/*" + cfg.CgroupRoot); len(d) > 0 {
-			t.Errorf("cgroups left behind: %v", d)
-			_ = removeCgroupTree(cfg.CgroupRoot)
-		}
-	})
+	cleanupNode(t, cfg)
 	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
@@ -307,4 +276,56 @@ func waitFor[T any](t *testing.T, timeout time.Duration, what string, f func() (
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// testNodeConfig returns the Config of an agent for one test, named after
+// name with a random suffix (node, network, cgroup root; the bridge is
+// bridgePrefix plus the suffix, within the 15 bytes of an interface name),
+// in a data dir of its own, so tests in parallel packages never share
+// them; it polls the runtime every 100 ms and reports node status every
+// second.
+func testNodeConfig(t testing.TB, restCfg *rest.Config, name, bridgePrefix string) Config {
+	t.Helper()
+	suffix := containerdtest.RandomHex(t, 3)
+	return Config{
+		RestConfig:                restCfg,
+		NodeName:                  name + "-" + suffix,
+		DataDir:                   t.TempDir(),
+		BridgeName:                bridgePrefix + suffix,
+		NetworkName:               "skiff-" + name + "-" + suffix,
+		CgroupRoot:                "/skiff-" + name + "-" + suffix,
+		PollInterval:              100 * time.Millisecond,
+		NodeStatusUpdateFrequency: time.Second,
+	}
+}
+
+// cleanupNode registers the teardown of the agent of cfg and checks that
+// nothing is left behind. Register it before starting the agent, so that it
+// runs after the agent stopped.
+func cleanupNode(t *testing.T, cfg Config) {
+	t.Helper()
+	paths := PathsFor(cfg.DataDir)
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := Cleanup(cctx, cfg.DataDir, cfg.BridgeName, cfg.CgroupRoot); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		if pids, _ := containerd.ShimPIDs(paths.Socket()); len(pids) > 0 {
+			t.Errorf("shims left running: %v", pids)
+		}
+		if pid, alive := livePID(paths); alive {
+			t.Errorf("containerd %d left running", pid)
+		}
+		if _, err := os.Stat("/sys/class/net/" + cfg.BridgeName); err == nil {
+			t.Errorf("bridge %s left behind", cfg.BridgeName)
+		}
+		if m, _ := containerd.MountsUnder(cfg.DataDir); len(m) > 0 {
+			t.Errorf("mounts left behind: %v", m)
+		}
+		if d, _ := filepath.Glob("/sys/fs/cgroup/*" + cfg.CgroupRoot); len(d) > 0 {
+			t.Errorf("cgroups left behind: %v", d)
+			_ = removeCgroupTree(cfg.CgroupRoot)
+		}
+	})
 }

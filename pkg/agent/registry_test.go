@@ -24,7 +24,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiff-project/skiff/pkg/apiserver/apiservertest"
-	"github.com/skiff-project/skiff/pkg/containerd"
 	"github.com/skiff-project/skiff/pkg/containerd/containerdtest"
 	"github.com/skiff-project/skiff/pkg/images"
 )
@@ -229,18 +228,8 @@ func TestAgentPullsFromRegistry(t *testing.T) {
 
 	srv := apiservertest.Start(t)
 	client := srv.Client
-	dataDir := t.TempDir()
-	cfg := Config{
-		RestConfig:                srv.Config,
-		NodeName:                  "registry-test-" + suffix,
-		DataDir:                   dataDir,
-		BridgeName:                "skr" + suffix,
-		NetworkName:               "skiff-registry-test-" + suffix,
-		CgroupRoot:                "/skiff-registry-test-" + suffix,
-		PollInterval:              100 * time.Millisecond,
-		NodeStatusUpdateFrequency: time.Second,
-		InsecureRegistries:        []string{"registry.invalid:5000"},
-	}
+	cfg := testNodeConfig(t, srv.Config, "registry-test", "skr")
+	cfg.InsecureRegistries = []string{"registry.invalid:5000"}
 	cleanupNode(t, cfg)
 	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
@@ -256,7 +245,7 @@ func TestAgentPullsFromRegistry(t *testing.T) {
 		t.Fatalf("setting podCIDR: %v", err)
 	}
 
-	hostsToml, err := os.ReadFile(filepath.Join(PathsFor(dataDir).Containerd, "certs.d", "registry.invalid:5000", "hosts.toml"))
+	hostsToml, err := os.ReadFile(filepath.Join(PathsFor(cfg.DataDir).Containerd, "certs.d", "registry.invalid:5000", "hosts.toml"))
 	if err != nil || !strings.Contains(string(hostsToml), `server = "http://registry.invalid:5000"`) {
 		t.Errorf("hosts.toml of the insecure registry: %v\n%s", err, hostsToml)
 	}
@@ -326,37 +315,6 @@ func TestAgentPullsFromRegistry(t *testing.T) {
 			return true, apierrors.IsNotFound(err)
 		})
 	}
-}
-
-// cleanupNode registers the teardown of the agent of cfg and checks that
-// nothing is left behind. Register it before starting the agent, so that it
-// runs after the agent stopped.
-func cleanupNode(t *testing.T, cfg Config) {
-	t.Helper()
-	paths := PathsFor(cfg.DataDir)
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := Cleanup(cctx, cfg.DataDir, cfg.BridgeName, cfg.CgroupRoot); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-		if pids, _ := containerd.ShimPIDs(paths.Socket()); len(pids) > 0 {
-			t.Errorf("shims left running: %v", pids)
-		}
-		if pid, alive := livePID(paths); alive {
-			t.Errorf("containerd %d left running", pid)
-		}
-		if _, err := os.Stat("/sys/class/net/" + cfg.BridgeName); err == nil {
-			t.Errorf("bridge %s left behind", cfg.BridgeName)
-		}
-		if m, _ := containerd.MountsUnder(cfg.DataDir); len(m) > 0 {
-			t.Errorf("mounts left behind: %v", m)
-		}
-		if d, _ := filepath.Glob("/sys/fs/cgroup/*" + cfg.CgroupRoot); len(d) > 0 {
-			t.Errorf("cgroups left behind: %v", d)
-			_ = removeCgroupTree(cfg.CgroupRoot)
-		}
-	})
 }
 
 // createImagePod creates a pod on node running image's sleep, with the

@@ -15,7 +15,6 @@ import (
 
 	"github.com/skiff-project/skiff/pkg/apiserver/apiservertest"
 	"github.com/skiff-project/skiff/pkg/containerd"
-	"github.com/skiff-project/skiff/pkg/containerd/containerdtest"
 	"github.com/skiff-project/skiff/pkg/images"
 	"github.com/skiff-project/skiff/pkg/kubelet"
 )
@@ -32,17 +31,8 @@ func TestAgentStaticPods(t *testing.T) {
 	client := srv.Client
 	ctx := context.Background()
 
-	suffix := containerdtest.RandomHex(t, 3)
-	dataDir := t.TempDir()
-	cfg := Config{
-		NodeName:                  "static-test-" + suffix,
-		DataDir:                   dataDir,
-		BridgeName:                "sks" + suffix,
-		NetworkName:               "skiff-static-test-" + suffix,
-		CgroupRoot:                "/skiff-static-test-" + suffix,
-		PollInterval:              100 * time.Millisecond,
-		NodeStatusUpdateFrequency: time.Second,
-	}
+	cfg := testNodeConfig(t, nil, "static-test", "sks")
+	dataDir := cfg.DataDir
 	paths := PathsFor(dataDir)
 	// Registered first, so it runs last: after the agents stopped.
 	t.Cleanup(func() {

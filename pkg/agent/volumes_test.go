@@ -32,19 +32,9 @@ func TestAgentPodVolumes(t *testing.T) {
 	client := srv.Client
 	ctx := context.Background()
 
-	suffix := containerdtest.RandomHex(t, 3)
-	dataDir := t.TempDir()
 	cidr := containerdtest.FreeCIDR(t, 215)
-	cfg := Config{
-		RestConfig:                srv.Config,
-		NodeName:                  "agent-vol-" + suffix,
-		DataDir:                   dataDir,
-		BridgeName:                "skv" + suffix,
-		NetworkName:               "skiff-agent-vol-" + suffix,
-		CgroupRoot:                "/skiff-agent-vol-" + suffix,
-		PollInterval:              100 * time.Millisecond,
-		NodeStatusUpdateFrequency: time.Second,
-	}
+	cfg := testNodeConfig(t, srv.Config, "agent-vol", "skv")
+	dataDir := cfg.DataDir
 	paths := PathsFor(dataDir)
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -96,10 +96,6 @@ func (l *Loop) Handlers() cache.ResourceEventHandlerFuncs {
 	}
 }
 
-// Run starts workers goroutines draining the queue and blocks until ctx is
-// done; it then shuts the queue down and waits for every worker to finish its
-// current sync before returning. The caller must have waited for the
-// informer caches the sync reads to be synced before calling Run.
 // Watch registers h on inf and makes RunSynced wait for inf's cache. Call it
 // while constructing the controller, before the informers start and before
 // RunSynced; it is not safe for concurrent use.
@@ -108,6 +104,29 @@ func (l *Loop) Watch(inf cache.SharedIndexInformer, h cache.ResourceEventHandler
 		return err
 	}
 	l.synced = append(l.synced, inf.HasSynced)
+	return nil
+}
+
+// Watched is one informer a controller reads, with the handler its events
+// go to; an empty cache.ResourceEventHandlerFuncs for a cache the sync only
+// reads.
+type Watched struct {
+	Informer cache.SharedIndexInformer
+	Handler  cache.ResourceEventHandler
+}
+
+// On pairs an informer with its handler for WatchAll.
+func On(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) Watched {
+	return Watched{Informer: inf, Handler: h}
+}
+
+// WatchAll is Watch for each of ws, in order; the error names the loop.
+func (l *Loop) WatchAll(ws ...Watched) error {
+	for _, w := range ws {
+		if err := l.Watch(w.Informer, w.Handler); err != nil {
+			return fmt.Errorf("registering %s controller handlers: %w", l.name, err)
+		}
+	}
 	return nil
 }
 
@@ -122,6 +141,10 @@ func (l *Loop) RunSynced(ctx context.Context, workers int) error {
 	return nil
 }
 
+// Run starts workers goroutines draining the queue and blocks until ctx is
+// done; it then shuts the queue down and waits for every worker to finish its
+// current sync before returning. The caller must have waited for the
+// informer caches the sync reads to be synced before calling Run.
 func (l *Loop) Run(ctx context.Context, workers int) {
 	defer utilruntime.HandleCrash()
 	if workers < 1 {

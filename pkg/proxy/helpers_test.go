@@ -219,6 +219,33 @@ func waitDirty(t *testing.T, p *Proxier, key string) {
 	t.Fatalf("no event for %s within 10s", key)
 }
 
+// updateSlice stores es, waits until the proxier saw the change of its
+// Service and syncs.
+func updateSlice(t *testing.T, client *fake.Clientset, p *Proxier, es *discoveryv1.EndpointSlice) {
+	t.Helper()
+	if _, err := client.DiscoveryV1().EndpointSlices(es.Namespace).Update(context.Background(), es, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitDirty(t, p, es.Namespace+"/"+es.Labels[discoveryv1.LabelServiceName])
+	mustSync(t, p)
+}
+
+// updateService applies change to the Service default/name, waits until
+// the proxier saw it and syncs.
+func updateService(t *testing.T, client *fake.Clientset, p *Proxier, name string, change func(*corev1.Service)) {
+	t.Helper()
+	svc, err := client.CoreV1().Services("default").Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	change(svc)
+	if _, err := client.CoreV1().Services("default").Update(context.Background(), svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitDirty(t, p, "default/"+name)
+	mustSync(t, p)
+}
+
 func mustSync(t *testing.T, p *Proxier) {
 	t.Helper()
 	if err := p.syncOnce(context.Background()); err != nil {

@@ -174,16 +174,7 @@ func TestIPTablesConvergedWritesNothing(t *testing.T) {
 		t.Errorf("converged sync wrote %v", w)
 	}
 	// A label change is an event but no rule change.
-	svc, err := client.CoreV1().Services("default").Get(context.Background(), "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.Labels = map[string]string{"touched": "yes"}
-	if _, err := client.CoreV1().Services("default").Update(context.Background(), svc, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitDirty(t, p, "default/web")
-	mustSync(t, p)
+	updateService(t, client, p, "web", func(svc *corev1.Service) { svc.Labels = map[string]string{"touched": "yes"} })
 	if calls := fx.take(); len(calls) != 0 {
 		t.Errorf("a no-op Service update ran commands: %v", calls)
 	}
@@ -198,11 +189,7 @@ func TestIPTablesIncrementalEndpointChange(t *testing.T) {
 	fx.take()
 
 	es := newSlice("default", "web", "a", "http", 8080, corev1.ProtocolTCP, readyEP("10.244.1.2"), readyEP("10.244.1.7"))
-	if _, err := client.DiscoveryV1().EndpointSlices("default").Update(context.Background(), es, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitDirty(t, p, "default/web")
-	mustSync(t, p)
+	updateSlice(t, client, p, es)
 	w := writes(fx.take())
 	if len(w) != 1 {
 		t.Fatalf("got %d writes, want 1: %v", len(w), w)
@@ -230,11 +217,7 @@ func TestIPTablesIncrementalEndpointChange(t *testing.T) {
 	// The last endpoint going away turns the Service into a REJECT:
 	// KUBE-SERVICES of both tables change, the Service's chains go.
 	es.Endpoints = nil
-	if _, err := client.DiscoveryV1().EndpointSlices("default").Update(context.Background(), es, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitDirty(t, p, "default/web")
-	mustSync(t, p)
+	updateSlice(t, client, p, es)
 	r = parseRestore(t, writes(fx.take())[0].stdin)
 	if !slices.Contains(r.lines["filter"][iptServices], `-A KUBE-SERVICES -m comment --comment "default/web:http has no endpoints" -m tcp -p tcp -d 10.96.0.10/32 --dport 80 -j REJECT`) {
 		t.Errorf("no REJECT after the last endpoint went: %v", r.lines["filter"])

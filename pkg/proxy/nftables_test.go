@@ -112,16 +112,7 @@ func TestNFTablesConvergedWritesNothing(t *testing.T) {
 	mustSync(t, p)
 	fx.take()
 	mustSync(t, p)
-	svc, err := client.CoreV1().Services("default").Get(context.Background(), "sticky", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.Annotations = map[string]string{"a": "b"}
-	if _, err := client.CoreV1().Services("default").Update(context.Background(), svc, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitDirty(t, p, "default/sticky")
-	mustSync(t, p)
+	updateService(t, client, p, "sticky", func(svc *corev1.Service) { svc.Annotations = map[string]string{"a": "b"} })
 	if calls := fx.take(); len(calls) != 0 {
 		t.Errorf("converged syncs ran commands: %v", calls)
 	}
@@ -134,11 +125,7 @@ func TestNFTablesIncrementalEndpointChange(t *testing.T) {
 	mustSync(t, p)
 	fx.take()
 	es := newSlice("default", "sticky", "a", "http", 8080, corev1.ProtocolTCP, readyEP("10.244.1.5"), readyEP("10.244.1.8"))
-	if _, err := client.DiscoveryV1().EndpointSlices("default").Update(context.Background(), es, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitDirty(t, p, "default/sticky")
-	mustSync(t, p)
+	updateSlice(t, client, p, es)
 	w := writes(fx.take())
 	if len(w) != 1 {
 		t.Fatalf("got %d writes, want 1: %v", len(w), w)

@@ -58,11 +58,7 @@ func TestConntrackFlushOnUDPEndpointChange(t *testing.T) {
 
 	// TCP endpoints: no flush.
 	es = newSlice("default", "web", "a", "http", 8080, corev1.ProtocolTCP, readyEP("10.244.1.2"))
-	if _, err := client.DiscoveryV1().EndpointSlices("default").Update(context.Background(), es, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitDirty(t, p, "default/web")
-	mustSync(t, p)
+	updateSlice(t, client, p, es)
 	if got := conntrackCalls(fx.take()); len(got) != 0 {
 		t.Errorf("TCP change flushed conntrack: %q", got)
 	}

@@ -80,19 +80,13 @@ func New(client kubernetes.Interface, dsInformer appsinformers.DaemonSetInformer
 		expectations:  newExpectations(clk),
 	}
 	c.loop = controller.NewLoop("daemonset", c.sync)
-	regs := []struct {
-		inf cache.SharedIndexInformer
-		h   cache.ResourceEventHandler
-	}{
-		{dsInformer.Informer(), c.loop.Handlers()},
-		{historyInformer.Informer(), cache.ResourceEventHandlerFuncs{}},
-		{podInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod}},
-		{nodeInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.enqueueAll, UpdateFunc: c.updateNode, DeleteFunc: c.enqueueAll}},
-	}
-	for _, r := range regs {
-		if err := c.loop.Watch(r.inf, r.h); err != nil {
-			return nil, fmt.Errorf("registering daemonset controller handlers: %w", err)
-		}
+	if err := c.loop.WatchAll(
+		controller.On(dsInformer.Informer(), c.loop.Handlers()),
+		controller.On(historyInformer.Informer(), cache.ResourceEventHandlerFuncs{}),
+		controller.On(podInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod}),
+		controller.On(nodeInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.enqueueAll, UpdateFunc: c.updateNode, DeleteFunc: c.enqueueAll}),
+	); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

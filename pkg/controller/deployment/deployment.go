@@ -59,18 +59,12 @@ func New(client kubernetes.Interface, dInformer appsinformers.DeploymentInformer
 		clock:     clk,
 	}
 	c.loop = controller.NewLoop("deployment", c.sync)
-	regs := []struct {
-		inf cache.SharedIndexInformer
-		h   cache.ResourceEventHandler
-	}{
-		{dInformer.Informer(), c.loop.Handlers()},
-		{rsInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addRS, UpdateFunc: c.updateRS, DeleteFunc: c.deleteRS}},
-		{podInformer.Informer(), cache.ResourceEventHandlerFuncs{DeleteFunc: c.deletePod}},
-	}
-	for _, r := range regs {
-		if err := c.loop.Watch(r.inf, r.h); err != nil {
-			return nil, fmt.Errorf("registering deployment controller handlers: %w", err)
-		}
+	if err := c.loop.WatchAll(
+		controller.On(dInformer.Informer(), c.loop.Handlers()),
+		controller.On(rsInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addRS, UpdateFunc: c.updateRS, DeleteFunc: c.deleteRS}),
+		controller.On(podInformer.Informer(), cache.ResourceEventHandlerFuncs{DeleteFunc: c.deletePod}),
+	); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

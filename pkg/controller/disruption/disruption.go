@@ -83,21 +83,15 @@ func New(client kubernetes.Interface, pdbInformer policyinformers.PodDisruptionB
 		clock:     clk,
 	}
 	c.loop = controller.NewLoop("disruption", c.sync)
-	regs := []struct {
-		inf cache.SharedIndexInformer
-		h   cache.ResourceEventHandler
-	}{
-		{pdbInformer.Informer(), c.loop.Handlers()},
-		{podInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.enqueueForPod, UpdateFunc: c.updatePod, DeleteFunc: c.enqueueForPod}},
-		{rcInformer.Informer(), cache.ResourceEventHandlerFuncs{}},
-		{rsInformer.Informer(), cache.ResourceEventHandlerFuncs{}},
-		{dInformer.Informer(), cache.ResourceEventHandlerFuncs{}},
-		{ssInformer.Informer(), cache.ResourceEventHandlerFuncs{}},
-	}
-	for _, r := range regs {
-		if err := c.loop.Watch(r.inf, r.h); err != nil {
-			return nil, fmt.Errorf("registering disruption controller handlers: %w", err)
-		}
+	if err := c.loop.WatchAll(
+		controller.On(pdbInformer.Informer(), c.loop.Handlers()),
+		controller.On(podInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.enqueueForPod, UpdateFunc: c.updatePod, DeleteFunc: c.enqueueForPod}),
+		controller.On(rcInformer.Informer(), cache.ResourceEventHandlerFuncs{}),
+		controller.On(rsInformer.Informer(), cache.ResourceEventHandlerFuncs{}),
+		controller.On(dInformer.Informer(), cache.ResourceEventHandlerFuncs{}),
+		controller.On(ssInformer.Informer(), cache.ResourceEventHandlerFuncs{}),
+	); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -81,19 +81,13 @@ func New(client kubernetes.Interface, setInformer appsinformers.StatefulSetInfor
 		clock:         clk,
 	}
 	c.loop = controller.NewLoop("statefulset", c.sync)
-	regs := []struct {
-		inf cache.SharedIndexInformer
-		h   cache.ResourceEventHandler
-	}{
-		{setInformer.Informer(), c.loop.Handlers()},
-		{podInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.enqueueOwner, UpdateFunc: c.updatePod, DeleteFunc: c.enqueueOwner}},
-		{pvcInformer.Informer(), cache.ResourceEventHandlerFuncs{}},
-		{historyInformer.Informer(), cache.ResourceEventHandlerFuncs{}},
-	}
-	for _, r := range regs {
-		if err := c.loop.Watch(r.inf, r.h); err != nil {
-			return nil, fmt.Errorf("registering statefulset controller handlers: %w", err)
-		}
+	if err := c.loop.WatchAll(
+		controller.On(setInformer.Informer(), c.loop.Handlers()),
+		controller.On(podInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.enqueueOwner, UpdateFunc: c.updatePod, DeleteFunc: c.enqueueOwner}),
+		controller.On(pvcInformer.Informer(), cache.ResourceEventHandlerFuncs{}),
+		controller.On(historyInformer.Informer(), cache.ResourceEventHandlerFuncs{}),
+	); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
